@@ -1,0 +1,202 @@
+/**
+ * The one configuration schema: every setting's default, validation and documentation live
+ * here, and nowhere else. Values are read, lowest precedence first, from the defaults,
+ * `vigil.config.json` (or `--config FILE`), `VIGIL_*` environment variables and command-line
+ * flags. A bad value stops start-up with a message naming the key and what is allowed.
+ *
+ * Key `stream.partitions` is `{"stream":{"partitions":8}}` in the file,
+ * `VIGIL_STREAM_PARTITIONS` in the environment and `--stream-partitions` on the command line.
+ * `npx vigil config` prints the whole table (docs/configuration.md is generated from it).
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Ajv } from 'ajv';
+
+type Kind = 'integer' | 'number' | 'string' | 'boolean';
+
+interface Setting {
+  kind: Kind;
+  default: unknown;
+  doc: string;
+  min?: number;
+  max?: number;
+  enum?: readonly string[];
+  pattern?: string;
+  /** Secrets are never printed back. */
+  secret?: boolean;
+}
+
+const MiB = 1024 * 1024;
+
+export const SETTINGS = {
+  port: { kind: 'integer', default: 8080, min: 0, max: 65535, doc: 'HTTP port of the API and ingest (0 picks a free port).' },
+  host: { kind: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 to accept phones on the network.' },
+  dataDir: { kind: 'string', default: './data', doc: 'Folder for the embedded stream, store, warehouse and archive.' },
+  simulate: { kind: 'integer', default: 0, min: 0, max: 100000, doc: 'Residents in the built-in simulated fleet (0 for none). `npm start` sets 50.' },
+  adminKey: { kind: 'string', default: '', secret: true, doc: 'Admin API key. Empty: generated at first start, stored hashed, printed once.' },
+  statusIntervalMs: { kind: 'integer', default: 5000, min: 0, max: 3600000, doc: 'How often `vigil start` prints its one-line status (0 for never).' },
+  'log.level': { kind: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
+
+  'stream.backend': { kind: 'string', default: 'embedded', enum: ['embedded'], doc: 'Durable stream engine.' },
+  'stream.partitions': { kind: 'integer', default: 8, min: 1, max: 1024, doc: 'Partitions of the stream; readings are placed by a stable hash of deviceId. Fixed once data exists.' },
+  'stream.retentionHours': { kind: 'number', default: 168, min: 0.01, max: 87600, doc: 'How long the stream keeps records (default 7 days).' },
+
+  'store.backend': { kind: 'string', default: 'sqlite', enum: ['sqlite'], doc: 'Operational store engine.' },
+  'warehouse.backend': { kind: 'string', default: 'duckdb', enum: ['duckdb'], doc: 'Warehouse engine.' },
+  'archive.backend': { kind: 'string', default: 'local', enum: ['local'], doc: 'Raw archive engine.' },
+  'archive.objectMaxRecords': { kind: 'integer', default: 2000, min: 1, max: 1000000, doc: 'Stream records (request batches) per archive object at most.' },
+  'archive.flushIntervalMs': { kind: 'integer', default: 10000, min: 100, max: 3600000, doc: 'How long the archive group gathers records before it writes an object and checkpoints.' },
+
+  'ingest.maxBodyBytes': { kind: 'integer', default: 8 * MiB, min: 1024, max: 256 * MiB, doc: 'Largest request body, after gzip decompression (fits 500 readings with 5 s of 50 Hz accelerometer).' },
+  'ingest.maxBatch': { kind: 'integer', default: 500, min: 1, max: 10000, doc: 'Most readings in one request.' },
+  'ingest.rateLimitPerSecond': { kind: 'number', default: 100, min: 0.01, max: 1e6, doc: 'Requests per second allowed per device (token bucket refill).' },
+  'ingest.rateLimitBurst': { kind: 'integer', default: 200, min: 1, max: 1e6, doc: 'Token bucket size per device: requests allowed in a burst.' },
+  'ingest.maxFutureSkewMs': { kind: 'integer', default: 300000, min: 0, max: 86400000, doc: 'A reading stamped further in the future is re-stamped with the receive time and flagged.' },
+  'ingest.maxPendingAppends': { kind: 'integer', default: 20000, min: 1, max: 1e7, doc: 'Requests waiting for the durable log before ingest answers 503.' },
+
+  'processor.leaseMs': { kind: 'integer', default: 15000, min: 1000, max: 600000, doc: 'Lease on a (group, partition); renewed every third of it, taken over when expired.' },
+  'processor.batchRecords': { kind: 'integer', default: 256, min: 1, max: 100000, doc: 'Stream records a group reads from one partition at a time.' },
+
+  'alerts.sustainSeconds': { kind: 'number', default: 30, min: 0, max: 3600, doc: 'Event-time seconds a vital must stay beyond its band before HR_HIGH/HR_LOW/SPO2_LOW opens.' },
+  'notify.webhookTimeoutMs': { kind: 'integer', default: 5000, min: 100, max: 120000, doc: 'Timeout of one webhook delivery attempt.' },
+  'notify.maxAttempts': { kind: 'integer', default: 12, min: 1, max: 1000, doc: 'Delivery attempts before a notification is marked failed.' },
+  'notify.retryBaseMs': { kind: 'integer', default: 1000, min: 10, max: 3600000, doc: 'First retry delay; doubles each attempt, capped at 5 minutes.' },
+} as const satisfies Record<string, Setting>;
+
+export type SettingKey = keyof typeof SETTINGS;
+type ValueOf<K extends SettingKey> = (typeof SETTINGS)[K]['kind'] extends 'boolean'
+  ? boolean
+  : (typeof SETTINGS)[K]['kind'] extends 'string'
+    ? string
+    : number;
+export type Config = { readonly [K in SettingKey]: ValueOf<K> };
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const envName = (key: string): string =>
+  'VIGIL_' + key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+export const flagName = (key: string): string =>
+  '--' + key.replace(/\./g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+
+function allowed(s: Setting): string {
+  if (s.enum) return `one of ${s.enum.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (s.kind === 'boolean') return 'true or false';
+  const range =
+    s.min !== undefined && s.max !== undefined ? ` from ${s.min} to ${s.max}` : s.min !== undefined ? ` ≥ ${s.min}` : '';
+  if (s.kind === 'integer') return `an integer${range}`;
+  if (s.kind === 'number') return `a number${range}`;
+  return s.pattern ? `a string matching ${s.pattern}` : 'a string';
+}
+
+function jsonSchema() {
+  const properties: Record<string, object> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    properties[key] = {
+      type: s.kind,
+      ...(s.min !== undefined && { minimum: s.min }),
+      ...(s.max !== undefined && { maximum: s.max }),
+      ...(s.enum && { enum: s.enum }),
+      ...(s.pattern && { pattern: s.pattern }),
+    };
+  }
+  return { type: 'object', properties, additionalProperties: false };
+}
+
+const validate = new Ajv({ allErrors: true, coerceTypes: true }).compile(jsonSchema());
+
+/** Flattens `{"stream":{"partitions":8}}` to `{"stream.partitions":8}`. */
+function flatten(obj: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}) {
+  for (const [k, v] of Object.entries(obj)) {
+    const key = prefix + k;
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) flatten(v as Record<string, unknown>, key + '.', out);
+    else out[key] = v;
+  }
+  return out;
+}
+
+export interface ConfigSources {
+  /** Command-line flags already split into `{ '--port': '9000' }`; unknown flags are an error. */
+  flags?: Record<string, string | boolean>;
+  env?: NodeJS.ProcessEnv;
+  /** Path of the JSON file; default `vigil.config.json` in the working directory, if present. */
+  file?: string;
+  /** Programmatic overrides (tests, embedding), highest precedence. */
+  overrides?: Partial<Record<SettingKey, unknown>>;
+}
+
+export function loadConfig(sources: ConfigSources = {}): Config {
+  const env = sources.env ?? process.env;
+  const merged: Record<string, unknown> = {};
+  const origin: Record<string, string> = {};
+  for (const [key, s] of Object.entries(SETTINGS)) {
+    merged[key] = s.default;
+    origin[key] = 'default';
+  }
+  const set = (key: string, value: unknown, from: string) => {
+    merged[key] = value;
+    origin[key] = from;
+  };
+
+  const file = sources.file ?? (env.VIGIL_CONFIG || 'vigil.config.json');
+  const fileRequired = Boolean(sources.file || env.VIGIL_CONFIG);
+  if (existsSync(file)) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`config file ${resolve(file)} is not valid JSON: ${(err as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new ConfigError(`config file ${resolve(file)} must hold a JSON object`);
+    for (const [key, value] of Object.entries(flatten(parsed as Record<string, unknown>))) {
+      if (!(key in SETTINGS)) throw new ConfigError(`unknown config key "${key}" in ${resolve(file)}${suggest(key)}`);
+      set(key, value, `file ${file}`);
+    }
+  } else if (fileRequired) {
+    throw new ConfigError(`config file ${resolve(file)} does not exist`);
+  }
+
+  for (const key of Object.keys(SETTINGS)) {
+    const value = env[envName(key)];
+    if (value !== undefined && value !== '') set(key, value, `env ${envName(key)}`);
+  }
+
+  const byFlag = new Map(Object.keys(SETTINGS).map((k) => [flagName(k), k]));
+  for (const [flag, value] of Object.entries(sources.flags ?? {})) {
+    const key = byFlag.get(flag);
+    if (!key) throw new ConfigError(`unknown option ${flag}${suggest(flag)}`);
+    set(key, value, `flag ${flag}`);
+  }
+  for (const [key, value] of Object.entries(sources.overrides ?? {})) set(key, value, 'override');
+
+  if (!validate(merged)) {
+    const problems = (validate.errors ?? []).map((e) => {
+      const key = e.instancePath.slice(1);
+      const s = (SETTINGS as Record<string, Setting>)[key];
+      if (!s) return `config: ${e.message}`;
+      return `config key ${key} (${origin[key]}): must be ${allowed(s)}; got ${JSON.stringify(merged[key])}`;
+    });
+    throw new ConfigError([...new Set(problems)].join('\n'));
+  }
+  return Object.freeze(merged) as Config;
+}
+
+function suggest(name: string): string {
+  const bare = name.replace(/^--/, '').replace(/[-.]/g, '').toLowerCase();
+  const hit = Object.keys(SETTINGS).find((k) => k.replace(/\./g, '').toLowerCase() === bare);
+  return hit ? ` (did you mean ${name.startsWith('--') ? flagName(hit) : hit}?)` : '';
+}
+
+/** The documentation table, generated from the schema. */
+export function configTable(): string {
+  const rows = Object.entries(SETTINGS).map(([key, s]: [string, Setting]) => {
+    const def = s.secret ? '(generated)' : JSON.stringify(s.default);
+    return `| \`${key}\` | \`${envName(key)}\` | \`${flagName(key)}\` | ${def} | ${allowed(s)} | ${s.doc} |`;
+  });
+  return ['| key | env | flag | default | allowed | meaning |', '|---|---|---|---|---|---|', ...rows].join('\n');
+}
