@@ -1,0 +1,52 @@
+/**
+ * A consumer group's processing logic, driven by the runtime (runtime.ts), the way Flink
+ * drives a SinkWriter: the runtime owns leases, positions, checkpoints and pacing; the group
+ * owns its sink.
+ *
+ * Lifecycle per partition the worker holds a lease on:
+ *   open(partition, snapshot) → (handle(partition, records) … flush(partition, commit))* → close(partition)
+ * - `handle` receives the partition's records in order, each exactly after the previous one
+ *   (after a restart or rewind, from the checkpoint onwards: records may be seen again, so
+ *   every effect must be idempotent on (deviceId, seq) — DESIGN §3.2).
+ * - `flush` makes every effect of the records handled so far durable, then calls
+ *   `commit(snapshot)` exactly once, which writes the checkpoint (fenced by the lease) with
+ *   the state to restore on `open`. A group whose sink is the store may instead commit inside
+ *   its own transaction through `checkpoint` (the alerts group does).
+ * - `close` drops the partition's in-memory state without flushing (lease lost, or after a
+ *   final flush at shutdown).
+ * - `tick(now, caughtUp)` runs on processing time for timers (e.g. silent devices) and
+ *   background work such as sending the outbox.
+ */
+import type { StreamRecord } from '../stream/types.js';
+import type { Fence } from '../store/types.js';
+
+export interface PendingCheckpoint {
+  group: string;
+  partition: number;
+  /** The last sequence handled: the checkpoint moves here. */
+  sequence: string;
+  fence: Fence;
+}
+
+export interface FlushContext {
+  checkpoint: PendingCheckpoint;
+  /** Writes the checkpoint with this snapshot (after the sink is durable). */
+  commit(snapshot: unknown): Promise<void>;
+}
+
+export interface ConsumerGroup {
+  readonly name: string;
+  /**
+   * Records to gather, or milliseconds to wait, before the runtime calls `flush`: a
+   * warehouse loads better in big batches, an alert must not wait.
+   */
+  readonly flushEveryRecords: number;
+  readonly flushEveryMs: number;
+  open(partition: number, snapshot: unknown): Promise<void>;
+  handle(partition: number, records: StreamRecord[]): Promise<void>;
+  flush(partition: number, ctx: FlushContext): Promise<void>;
+  close(partition: number): Promise<void>;
+  tick?(now: number, caughtUp: boolean): Promise<void>;
+  /** Releases the sink at shutdown (after every partition was flushed and closed). */
+  shutdown(): Promise<void>;
+}

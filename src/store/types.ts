@@ -1,0 +1,192 @@
+/**
+ * The operational store: residents, devices, contacts, alerts, the notification outbox,
+ * consumer-group checkpoints and leases, and settings (DESIGN §1, §2).
+ *
+ * Every method is async so that networked engines (PostgreSQL, DynamoDB) fit the same
+ * interface. Guarantees every backend keeps (store/testing/conformance.ts checks them):
+ * - A write has happened (durably) when its promise resolves.
+ * - `commitAlertBatch` applies alert changes, outbox rows and the checkpoint atomically.
+ * - Checkpoint writes are fenced: they succeed only for the current lease holder and epoch,
+ *   so a worker that lost its lease can never move a checkpoint.
+ * - Lease acquisition is a compare-and-set: two workers never both hold a live lease.
+ */
+export interface GeoPoint {
+  lat: number;
+  lon: number;
+  radiusM?: number;
+}
+
+export interface Resident {
+  id: string;
+  name: string;
+  birthDate: string | null;
+  timezone: string;
+  homeLocation: GeoPoint | null;
+  createdAt: number;
+}
+
+export interface Device {
+  deviceId: string;
+  residentId: string;
+  createdAt: number;
+}
+
+export interface Contact {
+  id: string;
+  residentId: string;
+  name: string;
+  phone: string | null;
+  email: string | null;
+  webhookUrl: string | null;
+  /** HMAC key for X-Vigil-Signature; present when webhookUrl is. */
+  webhookSecret: string | null;
+  createdAt: number;
+}
+
+export type AlertState = 'open' | 'acknowledged' | 'resolved';
+export type Severity = 'critical' | 'high' | 'medium' | 'low';
+
+export interface Alert {
+  id: string;
+  residentId: string;
+  deviceId: string;
+  type: string;
+  severity: Severity;
+  state: AlertState;
+  /** Event time of the triggering reading. */
+  openedAt: number;
+  /** Processing time when Vigil raised it; detectedAt − openedAt is how late it was. */
+  detectedAt: number;
+  /** Set when the triggering data arrived late (detectedAt − openedAt beyond a few seconds). */
+  delayMs: number | null;
+  acknowledgedAt: number | null;
+  acknowledgedBy: string | null;
+  ackNote: string | null;
+  resolvedAt: number | null;
+  /** Event time of the latest occurrence (a recurrence updates the open alert). */
+  lastSeenAt: number;
+  occurrences: number;
+  evidence: Record<string, unknown>;
+}
+
+/** What a detector decided; applied by `commitAlertBatch`. */
+export type AlertChange =
+  | {
+      kind: 'raise';
+      alert: Pick<Alert, 'id' | 'residentId' | 'deviceId' | 'type' | 'severity' | 'openedAt' | 'detectedAt' | 'delayMs' | 'evidence'>;
+    }
+  | { kind: 'resolve'; residentId: string; type: string; at: number; evidence?: Record<string, unknown> };
+
+export interface OutboxItem {
+  /** Stable key: `${alertId}:${step}:${contactId}:${channel}`. */
+  id: string;
+  alertId: string;
+  step: number;
+  contactId: string;
+  channel: string;
+  /** Channel-specific payload (e.g. webhook URL and body). */
+  payload: Record<string, unknown>;
+  status: 'queued' | 'sending' | 'sent' | 'failed';
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  providerId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface Lease {
+  group: string;
+  partition: number;
+  owner: string;
+  /** Increases every time the lease changes hands: the fencing token. */
+  epoch: number;
+  expiresAt: number;
+}
+
+export interface Checkpoint {
+  group: string;
+  partition: number;
+  /** Last sequence fully processed; null when nothing was yet. */
+  sequence: string | null;
+  /** The group's state for this partition at that sequence (detector windows, open objects). */
+  snapshot: unknown;
+  updatedAt: number;
+}
+
+/** Proof of ownership presented with a checkpoint write. */
+export interface Fence {
+  owner: string;
+  epoch: number;
+}
+
+export class LeaseLostError extends Error {
+  constructor(group: string, partition: number) {
+    super(`lease on ${group}/${partition} is no longer ours`);
+    this.name = 'LeaseLostError';
+  }
+}
+
+export interface AlertFilter {
+  residentId?: string;
+  state?: AlertState;
+  type?: string;
+  limit?: number;
+}
+
+export interface Store {
+  // settings
+  getSetting(key: string): Promise<string | null>;
+  /** Sets the value only if none is there; returns whether it did. */
+  setSettingIfAbsent(key: string, value: string): Promise<boolean>;
+  setSetting(key: string, value: string): Promise<void>;
+
+  // residents, devices, contacts
+  createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident>;
+  getResident(id: string): Promise<Resident | null>;
+  listResidents(opts?: { limit?: number; after?: string }): Promise<Resident[]>;
+  /** Fails with a `CONFLICT` VigilError if the deviceId is taken. */
+  createDevice(d: { deviceId: string; residentId: string; tokenHash: string }): Promise<Device>;
+  findDeviceByTokenHash(tokenHash: string): Promise<Device | null>;
+  listDevices(residentId: string): Promise<Device[]>;
+  createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact>;
+  listContacts(residentId: string): Promise<Contact[]>;
+
+  // alerts and outbox
+  getAlert(id: string): Promise<Alert | null>;
+  listAlerts(filter?: AlertFilter): Promise<Alert[]>;
+  countOpenAlerts(): Promise<number>;
+  /** open → acknowledged; returns the alert, or null when there is none with that id. */
+  acknowledgeAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null>;
+  /**
+   * Atomically: applies the changes (a raise of an id that exists is a no-op; a raise while
+   * another alert of that (resident, type) is unresolved updates that one instead), queues
+   * outbox rows for alerts that were newly created (`outboxFor` builds them), and writes the
+   * checkpoint under its fence. Returns the alerts that were newly created.
+   */
+  commitAlertBatch(
+    changes: AlertChange[],
+    outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
+    checkpoint: { group: string; partition: number; sequence: string; snapshot: unknown; fence: Fence },
+  ): Promise<Alert[]>;
+  /** Queued or retry-due rows, marked `sending` so no other sender takes them. */
+  claimOutbox(now: number, limit: number): Promise<OutboxItem[]>;
+  completeOutbox(id: string, result: { ok: true; providerId?: string } | { ok: false; error: string; retryAt: number | null }, now: number): Promise<void>;
+  /** After a crash, rows left `sending` are retried. */
+  requeueStuckOutbox(now: number): Promise<number>;
+  listOutbox(alertId: string): Promise<OutboxItem[]>;
+
+  // processing
+  /** Takes the lease if it is free, expired, or already ours; returns it, or null. */
+  acquireLease(group: string, partition: number, owner: string, ttlMs: number, now: number): Promise<Lease | null>;
+  /** Extends a lease we hold; null when it is no longer ours. */
+  renewLease(lease: Lease, ttlMs: number, now: number): Promise<Lease | null>;
+  releaseLease(lease: Lease): Promise<void>;
+  listLeases(group: string): Promise<Lease[]>;
+  getCheckpoint(group: string, partition: number): Promise<Checkpoint | null>;
+  listCheckpoints(group: string): Promise<Checkpoint[]>;
+  /** Throws LeaseLostError when the fence is stale. */
+  writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void>;
+
+  close(): Promise<void>;
+}
