@@ -45,7 +45,7 @@ export const SETTINGS = {
   'warehouse.backend': { kind: 'string', default: 'duckdb', enum: ['duckdb'], doc: 'Warehouse engine.' },
   'archive.backend': { kind: 'string', default: 'local', enum: ['local'], doc: 'Raw archive engine.' },
   'archive.objectMaxRecords': { kind: 'integer', default: 2000, min: 1, max: 1000000, doc: 'Stream records (request batches) per archive object at most.' },
-  'archive.flushIntervalMs': { kind: 'integer', default: 10000, min: 100, max: 3600000, doc: 'How long the archive group gathers records before it writes an object and checkpoints.' },
+  'archive.flushIntervalMs': { kind: 'integer', default: 60000, min: 100, max: 3600000, doc: 'How long the archive group gathers records before it writes an object and checkpoints.' },
 
   'ingest.maxBodyBytes': { kind: 'integer', default: 8 * MiB, min: 1024, max: 256 * MiB, doc: 'Largest request body, after gzip decompression (fits 500 readings with 5 s of 50 Hz accelerometer).' },
   'ingest.maxBatch': { kind: 'integer', default: 500, min: 1, max: 10000, doc: 'Most readings in one request.' },

@@ -1,0 +1,81 @@
+/**
+ * Per-resident readings and vitals from the warehouse (admin key). The warehouse thread owns
+ * DuckDB, so queries travel to it through the group host.
+ */
+import type { FastifyInstance } from 'fastify';
+import { VigilError } from '../core/errors.js';
+import type { Store } from '../store/types.js';
+import type { GroupHost } from '../processor/group-host.js';
+import type { AdminAuth } from './admin-auth.js';
+
+const HOUR = 3_600_000;
+
+/** `from`/`to` as ISO-8601 or epoch ms. */
+export function parseTime(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined || value === '') return fallback;
+  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(ms)) throw new VigilError('INVALID_BODY', `${name} must be an ISO-8601 time or epoch milliseconds`);
+  return ms;
+}
+
+function range(q: { from?: string; to?: string }, defaultSpanMs: number) {
+  const to = parseTime(q.to, 'to', Date.now());
+  const from = parseTime(q.from, 'from', to - defaultSpanMs);
+  if (from > to) throw new VigilError('INVALID_BODY', 'from must not be after to');
+  return { from, to };
+}
+
+interface Cursor {
+  ts: number;
+  deviceId: string;
+  seq: number;
+}
+
+const encodeCursor = (c: Cursor) => Buffer.from(JSON.stringify(c)).toString('base64url');
+function decodeCursor(s: string): Cursor {
+  try {
+    const c = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Cursor;
+    if (typeof c.ts === 'number' && typeof c.deviceId === 'string' && typeof c.seq === 'number') return c;
+  } catch {
+    // fall through
+  }
+  throw new VigilError('INVALID_BODY', 'cursor is not one this API returned');
+}
+
+export function registerWarehouseApi(app: FastifyInstance, store: Store, host: GroupHost, admin: AdminAuth): void {
+  app.register(async (scope) => {
+    scope.addHook('onRequest', async (req) => admin.check(req));
+    scope.addHook('preHandler', async (req) => {
+      const { id } = req.params as { id: string };
+      if (!(await store.getResident(id))) throw new VigilError('NOT_FOUND', `no resident ${id}`);
+      if (!host.has('warehouse')) throw new VigilError('UNAVAILABLE', 'the warehouse group does not run in this process');
+    });
+
+    scope.get('/v1/residents/:id/readings', async (req) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as { from?: string; to?: string; limit?: string; cursor?: string };
+      const { from, to } = range(q, HOUR);
+      const limit = Math.min(10_000, Math.max(1, Number(q.limit ?? 1000) || 1000));
+      const after = q.cursor ? decodeCursor(q.cursor) : undefined;
+      const readings = await host.query<{ ts: string; deviceId: string; seq: number }[]>('warehouse', 'readings', { residentId: id, from, to, limit, after });
+      const last = readings[readings.length - 1];
+      return {
+        residentId: id,
+        from: new Date(from).toISOString(),
+        to: new Date(to).toISOString(),
+        readings,
+        next: readings.length === limit ? encodeCursor({ ts: Date.parse(last.ts), deviceId: last.deviceId, seq: last.seq }) : null,
+      };
+    });
+
+    scope.get('/v1/residents/:id/vitals', async (req) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as { from?: string; to?: string; step?: string };
+      const step = q.step ?? '1m';
+      if (!['1m', '15m', '1h', '1d'].includes(step)) throw new VigilError('INVALID_BODY', 'step must be one of 1m, 15m, 1h, 1d');
+      const { from, to } = range(q, 24 * HOUR);
+      const vitals = await host.query('warehouse', 'vitals', { residentId: id, from, to, step });
+      return { residentId: id, step, from: new Date(from).toISOString(), to: new Date(to).toISOString(), vitals };
+    });
+  });
+}

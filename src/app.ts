@@ -1,0 +1,131 @@
+/**
+ * Vigil in one process: the HTTP API and ingest on the main thread, the stream's log writer
+ * and each consumer group in worker threads (DESIGN §2, process model).
+ */
+import { mkdirSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './core/config.js';
+import { createLogger } from './core/logger.js';
+import { createMetrics, registerLiveGauges, type Metrics } from './core/metrics.js';
+import { openStore } from './store/registry.js';
+import type { Store } from './store/types.js';
+import { openStream } from './stream/registry.js';
+import type { Stream } from './stream/types.js';
+import { GroupHost } from './processor/group-host.js';
+import { GROUP_NAMES, type GroupName } from './processor/groups/registry.js';
+import { createHttpServer } from './api/http-server.js';
+import { AdminAuth } from './api/admin-auth.js';
+import { registerAdminApi } from './api/admin-api.js';
+import { registerAlertsApi } from './api/alerts-api.js';
+import { registerWarehouseApi } from './api/warehouse-api.js';
+import { groupsView, registerGroupsApi } from './api/groups-api.js';
+import { registerIngest } from './ingest/http-ingest.js';
+import { DeviceAuth } from './ingest/device-auth.js';
+import { DeviceRateLimiter } from './ingest/rate-limit.js';
+
+export interface VigilOptions {
+  config: Config;
+  log?: Logger;
+  groups?: readonly GroupName[];
+}
+
+export interface Vigil {
+  config: Config;
+  app: FastifyInstance;
+  /** Base URL the server listens on. */
+  url: string;
+  /** The admin key in clear when this start generated it (print it once), else null. */
+  generatedAdminKey: string | null;
+  store: Store;
+  stream: Stream;
+  host: GroupHost;
+  metrics: Metrics;
+  log: Logger;
+  stop(): Promise<void>;
+}
+
+export async function startVigil(opts: VigilOptions): Promise<Vigil> {
+  const { config } = opts;
+  const log = opts.log ?? createLogger(config['log.level'], 'vigil');
+  mkdirSync(config.dataDir, { recursive: true });
+
+  const store = await openStore(config);
+  const { auth: admin, generatedKey } = await AdminAuth.init(store, config.adminKey);
+  const metrics = createMetrics();
+  const stream = await openStream(config, {
+    onCommit: (s) => {
+      metrics.commitRequests.observe(s.requests);
+      metrics.commitReadings.observe(s.readings);
+      metrics.commitSeconds.observe(s.ms / 1000);
+    },
+  });
+  const host = new GroupHost(config, log);
+  try {
+    await host.start(opts.groups ?? GROUP_NAMES);
+  } catch (err) {
+    await host.stop();
+    await stream.close();
+    await store.close();
+    throw err;
+  }
+
+  registerLiveGauges(
+    metrics,
+    () => host.stats().flatMap((g) => (g.stats?.partitions ?? []).map((p) => ({ group: g.name, partition: p.partition, lag: p.lag }))),
+    () =>
+      host.stats().map((g) => ({
+        group: g.name,
+        handled: g.stats?.handledRecords ?? 0,
+        alertsRaised: g.counters?.alertsRaised ?? 0,
+        sent: g.counters?.notificationsSent ?? 0,
+        failed: g.counters?.notificationsFailed ?? 0,
+      })),
+    () => store.countOpenAlerts(),
+  );
+
+  const app = createHttpServer({ log, bodyLimit: config['ingest.maxBodyBytes'] });
+  const limiter = new DeviceRateLimiter(config['ingest.rateLimitPerSecond'], config['ingest.rateLimitBurst']);
+  registerIngest(app, { config, stream, auth: new DeviceAuth(store), limiter, metrics });
+  registerAdminApi(app, store, admin);
+  registerAlertsApi(app, store, admin);
+  registerWarehouseApi(app, store, host, admin);
+  registerGroupsApi(app, host, admin);
+  app.get('/healthz', async (_req, reply) => {
+    const groups = groupsView(host).map(({ name, running, caughtUp, lag }) => ({ name, running, caughtUp, lag }));
+    const ok = groups.every((g) => g.running);
+    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', groups });
+  });
+  app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+
+  await app.listen({ port: config.port, host: config.host });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
+  const sweep = setInterval(() => limiter.sweep(Date.now()), 60_000).unref();
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    app,
+    url,
+    generatedAdminKey: generatedKey,
+    store,
+    stream,
+    host,
+    metrics,
+    log,
+    stop() {
+      // In-flight requests are answered (they wait on the stream), then the stream commits
+      // what it holds, then every group flushes and checkpoints.
+      stopping ??= (async () => {
+        clearInterval(sweep);
+        await app.close();
+        await stream.close();
+        await host.stop();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}

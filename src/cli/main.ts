@@ -1,0 +1,104 @@
+/**
+ * The `vigil` command. Options of `start` are the config schema's flags (see `vigil config`);
+ * the other commands have their own.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, configTable, flagName, loadConfig, SETTINGS } from '../core/config.js';
+import { openStore } from '../store/registry.js';
+import { AdminAuth } from '../api/admin-auth.js';
+
+const HELP = `Usage: vigil <command> [options]
+
+Commands:
+  start                       Run Vigil (ingest, API, stream, alerts/warehouse/archive groups) in one process.
+                              Options: any config flag, e.g. --port 8080 --data-dir ./data --simulate 50
+  simulate                    Drive a running Vigil over HTTP with a simulated fleet.
+                              --url URL (default http://127.0.0.1:8080) --admin-key KEY (or VIGIL_ADMIN_KEY)
+                              --devices N (default 50) --rate R (readings/s for the whole fleet, default N/5)
+                              --batch B (readings per request, default 1) --duration S (seconds, default: until Ctrl-C)
+                              --scenario SOS|FALL|TACHYCARDIA|BRADYCARDIA|HYPOXIA --device-index I
+  replay                      Rewind a consumer group and show progress until it has caught up.
+                              --group alerts|warehouse|archive --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>
+                              --url URL --admin-key KEY
+  admin-key reset             Replace the admin key (prints the new one once). Takes --data-dir.
+  config                      Print every setting: key, env variable, flag, default, allowed values.
+  help                        This text.
+`;
+
+const configOptions = Object.fromEntries(Object.keys(SETTINGS).map((k) => [flagName(k).slice(2), { type: 'string' as const }]));
+
+function parse(argv: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  const { values, positionals } = parseArgs({ args: argv, options: { ...configOptions, ...extra, config: { type: 'string' } }, allowPositionals: true, strict: true });
+  return { values: values as Record<string, string | boolean | undefined>, positionals };
+}
+
+/** Config flags only, in the `{ '--port': '9000' }` form loadConfig takes. */
+function configFlags(values: Record<string, string | boolean | undefined>): Record<string, string> {
+  const flags: Record<string, string> = {};
+  for (const key of Object.keys(configOptions)) if (typeof values[key] === 'string') flags[`--${key}`] = values[key] as string;
+  return flags;
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'start': {
+      const { values } = parse(rest);
+      const { runStart } = await import('./start-command.js');
+      await runStart(configFlags(values), values.config as string | undefined);
+      return;
+    }
+    case 'simulate': {
+      const { values } = parse(rest, {
+        url: { type: 'string' },
+        'admin-key': { type: 'string' },
+        devices: { type: 'string' },
+        rate: { type: 'string' },
+        batch: { type: 'string' },
+        duration: { type: 'string' },
+        scenario: { type: 'string' },
+        'device-index': { type: 'string' },
+        'acc-hz': { type: 'string' },
+      });
+      const { runSimulateCli } = await import('./simulate-cli.js');
+      await runSimulateCli(values);
+      return;
+    }
+    case 'replay': {
+      const { values } = parse(rest, { url: { type: 'string' }, 'admin-key': { type: 'string' }, group: { type: 'string' }, from: { type: 'string' } });
+      if (!values.group || !values.from) throw new ConfigError('replay needs --group alerts|warehouse|archive and --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>');
+      const adminKey = (values['admin-key'] as string | undefined) ?? process.env.VIGIL_ADMIN_KEY;
+      if (!adminKey) throw new ConfigError('replay needs --admin-key or VIGIL_ADMIN_KEY');
+      const { runReplay } = await import('./replay-command.js');
+      await runReplay({ url: (values.url as string | undefined) ?? 'http://127.0.0.1:8080', adminKey, group: values.group as string, from: values.from as string });
+      return;
+    }
+    case 'admin-key': {
+      const { values, positionals } = parse(rest);
+      if (positionals[0] !== 'reset') throw new ConfigError('usage: vigil admin-key reset [--data-dir DIR]');
+      const config = loadConfig({ flags: configFlags(values), file: values.config as string | undefined });
+      const store = await openStore(config);
+      const key = await AdminAuth.reset(store);
+      await store.close();
+      process.stdout.write(`new admin key: ${key}\n(restart a running Vigil for it to take effect)\n`);
+      return;
+    }
+    case 'config':
+      process.stdout.write(configTable() + '\n');
+      return;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(HELP);
+      return;
+    default:
+      throw new ConfigError(`unknown command "${command}"\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: Error) => {
+  const known = err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  process.stderr.write(`vigil: ${known ? err.message : (err.stack ?? err.message)}\n`);
+  process.exit(known ? 2 : 1);
+});

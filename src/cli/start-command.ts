@@ -1,0 +1,86 @@
+/**
+ * `vigil start`: everything in one process on the configured backends, plus (with
+ * `--simulate N`) a simulated fleet, a banner saying where to look and a one-line status.
+ * Ctrl-C (or SIGTERM) shuts down cleanly; a second Ctrl-C exits at once.
+ */
+import { join } from 'node:path';
+import { loadConfig } from '../core/config.js';
+import { startVigil, type Vigil } from '../app.js';
+import { addContact, createResident, registerDevice } from '../api/admin-service.js';
+import type { AdminClient } from '../simulator/provision.js';
+import { provisionFleet } from '../simulator/provision.js';
+import { Fleet } from '../simulator/fleet.js';
+import { scheduleDemoScenarios } from '../simulator/demo.js';
+
+/** The simulator provisions through the store directly: the admin key may not be known in clear. */
+function inProcessAdmin(vigil: Vigil): AdminClient {
+  return {
+    createResident: (r) => createResident(vigil.store, r),
+    createDevice: (d) => registerDevice(vigil.store, d),
+    createContact: (residentId, c) => addContact(vigil.store, residentId, c),
+  };
+}
+
+async function statusLine(vigil: Vigil, since: { at: number; accepted: number }): Promise<string> {
+  const accepted = (await vigil.metrics.readingsAccepted.get()).values[0]?.value ?? 0;
+  const now = Date.now();
+  const rate = (accepted - since.accepted) / Math.max(0.001, (now - since.at) / 1000);
+  since.at = now;
+  since.accepted = accepted;
+  const lags = vigil.host
+    .stats()
+    .map((g) => `${g.name}=${g.running && g.stats ? g.stats.partitions.reduce((n, p) => n + p.lag, 0) : 'down'}`)
+    .join(' ');
+  const open = await vigil.store.countOpenAlerts();
+  return `[${new Date(now).toISOString().slice(11, 19)}] ${rate.toFixed(1)} readings/s accepted (${accepted} total) | lag ${lags} | ${open} open alerts`;
+}
+
+export async function runStart(flags: Record<string, string>, configFile?: string): Promise<void> {
+  const config = loadConfig({ flags, file: configFile });
+  const vigil = await startVigil({ config });
+  const out = (line: string) => process.stdout.write(line + '\n');
+
+  out('');
+  out(`Vigil is running on ${vigil.url}`);
+  out(`  ingest     POST ${vigil.url}/v1/readings   (device token)`);
+  out(`  admin API  ${vigil.url}/v1/residents, /v1/alerts, /v1/admin/groups   (admin key)`);
+  out(`  health     ${vigil.url}/healthz      metrics ${vigil.url}/metrics`);
+  out(`  data       ${join(process.cwd(), config.dataDir)}`);
+  if (vigil.generatedAdminKey) out(`  admin key  ${vigil.generatedAdminKey}   (shown once: keep it; \`vigil admin-key reset\` makes a new one)`);
+  else out(`  admin key  ${config.adminKey ? 'from VIGIL_ADMIN_KEY' : 'set at first start (`vigil admin-key reset` makes a new one)'}`);
+
+  let fleet: Fleet | null = null;
+  let cancelDemo: (() => void) | null = null;
+  if (config.simulate > 0) {
+    const devices = await provisionFleet(inProcessAdmin(vigil), config.simulate, { stateFile: join(config.dataDir, 'simulator.json') });
+    fleet = new Fleet({ url: vigil.url, devices });
+    fleet.start();
+    cancelDemo = scheduleDemoScenarios(fleet);
+    out(`  simulator  ${devices.length} residents, one reading every 5 s each; SOS, tachycardia and hypoxia scenarios start within 30 s`);
+  }
+  out('');
+
+  const since = { at: Date.now(), accepted: 0 };
+  const status =
+    config.statusIntervalMs > 0
+      ? setInterval(() => void statusLine(vigil, since).then(out, () => undefined), config.statusIntervalMs)
+      : null;
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) {
+      out('second signal: exiting now');
+      process.exit(130);
+    }
+    stopping = true;
+    out(`\n${signal}: stopping (answering in-flight requests, checkpointing groups)…`);
+    if (status) clearInterval(status);
+    cancelDemo?.();
+    await fleet?.stop();
+    await vigil.stop();
+    out('stopped cleanly');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}

@@ -1,0 +1,107 @@
+/** Prometheus metrics of the process (`GET /metrics`), one registry per Vigil instance. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'vigil_process_' });
+  const m = {
+    registry,
+    readingsAccepted: new Counter({ name: 'vigil_readings_accepted_total', help: 'Readings made durable in the stream', registers: [registry] }),
+    readingsDuplicate: new Counter({ name: 'vigil_readings_duplicate_total', help: 'Readings seen before (deviceId, seq), not appended again', registers: [registry] }),
+    readingsRejected: new Counter({
+      name: 'vigil_readings_rejected_total',
+      help: 'Readings rejected, by reason',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    readingsSanitized: new Counter({
+      name: 'vigil_readings_sanitized_total',
+      help: 'Values dropped or replaced by sanitizing, by flag',
+      labelNames: ['flag'] as const,
+      registers: [registry],
+    }),
+    ingestRequests: new Counter({
+      name: 'vigil_ingest_requests_total',
+      help: 'POST /v1/readings requests by status',
+      labelNames: ['status'] as const,
+      registers: [registry],
+    }),
+    commitRequests: new Histogram({
+      name: 'vigil_stream_commit_requests',
+      help: 'Requests grouped into one fsync’d stream commit',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers: [registry],
+    }),
+    commitReadings: new Histogram({
+      name: 'vigil_stream_commit_readings',
+      help: 'Readings in one fsync’d stream commit',
+      buckets: [1, 10, 50, 100, 500, 1000, 5000, 10000, 50000],
+      registers: [registry],
+    }),
+    commitSeconds: new Histogram({
+      name: 'vigil_stream_commit_seconds',
+      help: 'Duration of one stream commit including fsync',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Gauges filled at scrape time from live state. */
+export function registerLiveGauges(
+  metrics: Metrics,
+  groupLag: () => { group: string; partition: number; lag: number }[],
+  groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number }[],
+  openAlerts: () => Promise<number>,
+): void {
+  const registers = [metrics.registry];
+  new Gauge({
+    name: 'vigil_group_lag_records',
+    help: 'Stream records between a group’s checkpoint and the partition head',
+    labelNames: ['group', 'partition'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { group, partition, lag } of groupLag()) this.set({ group, partition: String(partition) }, lag);
+    },
+  });
+  new Gauge({
+    name: 'vigil_group_handled_records',
+    help: 'Stream records handled by a group since its thread started',
+    labelNames: ['group'] as const,
+    registers,
+    collect() {
+      for (const c of groupCounters()) this.set({ group: c.group }, c.handled);
+    },
+  });
+  new Gauge({
+    name: 'vigil_alerts_raised',
+    help: 'Alerts newly raised since start',
+    registers,
+    collect() {
+      this.set(groupCounters().reduce((n, c) => n + c.alertsRaised, 0));
+    },
+  });
+  new Gauge({
+    name: 'vigil_notifications',
+    help: 'Notification attempts since start, by result',
+    labelNames: ['result'] as const,
+    registers,
+    collect() {
+      const all = groupCounters();
+      this.set({ result: 'sent' }, all.reduce((n, c) => n + c.sent, 0));
+      this.set({ result: 'failed' }, all.reduce((n, c) => n + c.failed, 0));
+    },
+  });
+  new Gauge({
+    name: 'vigil_alerts_open',
+    help: 'Alerts not yet resolved',
+    registers,
+    async collect() {
+      this.set(await openAlerts());
+    },
+  });
+}

@@ -1,0 +1,94 @@
+/**
+ * Sends the outbox: claims due rows, hands each to its channel, records the outcome, and
+ * schedules retries with exponential backoff (base × 2^(attempt-1), capped at 5 minutes,
+ * ±20 % jitter so a recovering receiver is not hit by every retry at once).
+ *
+ * Delivery is at-least-once with a stable delivery id: a row is marked `sending` before the
+ * request and `sent` after; a crash between the receiver's answer and that mark resends it
+ * once after restart with the same `X-Vigil-Delivery`, which receivers use to deduplicate.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../store/types.js';
+import type { Channel } from './types.js';
+
+export interface OutboxSenderOptions {
+  store: Store;
+  channels: Channel[];
+  maxAttempts: number;
+  retryBaseMs: number;
+  log: Logger;
+  /** Rows sent concurrently. */
+  concurrency?: number;
+  /** Poll interval when nothing wakes the sender. */
+  pollMs?: number;
+  onResult?: (channel: string, ok: boolean) => void;
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+export class OutboxSender {
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private readonly channels: Map<string, Channel>;
+
+  constructor(private readonly o: OutboxSenderOptions) {
+    this.channels = new Map(o.channels.map((c) => [c.name, c]));
+  }
+
+  async start(): Promise<void> {
+    await this.o.store.requeueStuckOutbox(Date.now());
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  wake(): void {
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let claimed = 0;
+      try {
+        const items = await this.o.store.claimOutbox(Date.now(), this.o.concurrency ?? 16);
+        claimed = items.length;
+        await Promise.all(items.map((item) => this.deliver(item)));
+      } catch (err) {
+        this.o.log.error({ err }, 'outbox pass failed');
+      }
+      if (claimed === 0 && this.running) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, this.o.pollMs ?? 500);
+          this.wakeUp = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wakeUp = null;
+      }
+    }
+  }
+
+  private async deliver(item: Awaited<ReturnType<Store['claimOutbox']>>[number]): Promise<void> {
+    const channel = this.channels.get(item.channel);
+    try {
+      if (!channel) throw new Error(`no channel ${item.channel} is configured`);
+      const { providerId } = await channel.send(item);
+      await this.o.store.completeOutbox(item.id, { ok: true, providerId }, Date.now());
+      this.o.onResult?.(item.channel, true);
+    } catch (err) {
+      const error = (err as Error).message;
+      const last = item.attempts >= this.o.maxAttempts;
+      const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** (item.attempts - 1)) * (0.8 + Math.random() * 0.4);
+      await this.o.store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Date.now() + backoff }, Date.now());
+      this.o.onResult?.(item.channel, false);
+      this.o.log.warn({ outbox: item.id, attempt: item.attempts, error, final: last }, 'notification failed');
+    }
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * Runs one consumer group over the stream's partitions (DESIGN §2 "scale-out of
+ * processing", §3.2).
+ *
+ * - Ownership: a lease per (group, partition) in the store, renewed every third of its
+ *   time. A worker takes a fair share (partitions ÷ live owners, rounded up) of free or
+ *   expired leases; a partition whose lease cannot be renewed is dropped at once, before
+ *   anyone else can take it over, and its unflushed work is thrown away (it will be
+ *   re-read from the checkpoint by the new owner).
+ * - Progress: each owned partition is read in order from its checkpoint; the group flushes
+ *   (sink durable, then fenced checkpoint) when it has gathered enough or waited long
+ *   enough. At-least-once: after a crash, records after the checkpoint are handled again.
+ * - Failure of the sink: the partition is closed and reopened from its checkpoint after an
+ *   exponential backoff, so a full disk or a stopped database delays but loses nothing.
+ */
+import type { Logger } from 'pino';
+import { compareSequences, type Position, type Sequence, type StreamReader } from '../stream/types.js';
+import { LeaseLostError, type Lease, type Store } from '../store/types.js';
+import type { ConsumerGroup } from './types.js';
+
+export interface RuntimeOptions {
+  group: ConsumerGroup;
+  stream: StreamReader;
+  store: Store;
+  /** Unique per worker (host, pid, thread, random). */
+  owner: string;
+  leaseMs: number;
+  batchRecords: number;
+  log: Logger;
+  /** Where a partition without checkpoint starts. */
+  initialPosition?: Position;
+}
+
+export interface PartitionStats {
+  partition: number;
+  owned: boolean;
+  /** Last sequence handled in memory. */
+  position: Sequence | null;
+  /** Last sequence checkpointed (durable). */
+  checkpoint: Sequence | null;
+  head: Sequence | null;
+  /** Records between the checkpoint and the head. */
+  lag: number;
+  errors: number;
+}
+
+export interface GroupStats {
+  group: string;
+  owner: string;
+  caughtUp: boolean;
+  handledRecords: number;
+  flushes: number;
+  partitions: PartitionStats[];
+}
+
+interface Owned {
+  lease: Lease;
+  position: Sequence | null;
+  checkpoint: Sequence | null;
+  pending: number;
+  firstPendingAt: number;
+  caughtUp: boolean;
+  errors: number;
+  retryAt: number;
+  opened: boolean;
+}
+
+const MAX_BACKOFF_MS = 30_000;
+
+function distance(head: Sequence | null, from: Sequence | null): number {
+  if (head === null) return 0;
+  try {
+    return Number(BigInt(head) - BigInt(from ?? '0'));
+  } catch {
+    return 0;
+  }
+}
+
+export class GroupRuntime {
+  private readonly owned = new Map<number, Owned>();
+  private readonly heads: (Sequence | null)[];
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private nextLeaseCheck = 0;
+  private commands: (() => Promise<void>)[] = [];
+  private handledRecords = 0;
+  private flushes = 0;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly o: RuntimeOptions) {
+    this.heads = new Array(o.stream.partitions).fill(null);
+  }
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run().catch((err) => {
+      this.o.log.fatal({ err, group: this.o.group.name }, 'group runtime crashed');
+      throw err;
+    });
+  }
+
+  /** Flushes and checkpoints every owned partition, releases the leases, shuts the sink. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop?.catch(() => undefined);
+    for (const [partition, st] of this.owned) {
+      try {
+        if (st.opened && st.pending > 0) await this.flush(partition, st);
+        await this.o.group.close(partition);
+        await this.o.store.releaseLease(st.lease);
+      } catch (err) {
+        this.o.log.warn({ err, partition }, 'could not checkpoint partition at shutdown');
+      }
+    }
+    this.owned.clear();
+    await this.o.group.shutdown();
+  }
+
+  /** Moves every owned partition to `position` (replay); applied between batches. */
+  rewind(position: Position): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.commands.push(async () => {
+        try {
+          for (const [partition, st] of this.owned) {
+            const sequence = await this.o.stream.resolve(partition, position);
+            await this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, null, st.lease);
+            await this.o.group.close(partition);
+            await this.o.group.open(partition, undefined);
+            Object.assign(st, { position: sequence, checkpoint: sequence, pending: 0, caughtUp: false, opened: true });
+          }
+          resolve();
+        } catch (err) {
+          reject(err as Error);
+        }
+      });
+      this.wake?.();
+    });
+  }
+
+  stats(): GroupStats {
+    const partitions: PartitionStats[] = [];
+    for (let p = 0; p < this.o.stream.partitions; p++) {
+      const st = this.owned.get(p);
+      partitions.push({
+        partition: p,
+        owned: Boolean(st),
+        position: st?.position ?? null,
+        checkpoint: st?.checkpoint ?? null,
+        head: this.heads[p],
+        lag: st ? Math.max(0, distance(this.heads[p], st.checkpoint)) : 0,
+        errors: st?.errors ?? 0,
+      });
+    }
+    return {
+      group: this.o.group.name,
+      owner: this.o.owner,
+      caughtUp: [...this.owned.values()].every((s) => s.caughtUp && s.pending === 0),
+      handledRecords: this.handledRecords,
+      flushes: this.flushes,
+      partitions,
+    };
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const now = Date.now();
+      while (this.commands.length) await this.commands.shift()!();
+      if (now >= this.nextLeaseCheck) {
+        await this.maintainLeases(now);
+        this.nextLeaseCheck = now + this.o.leaseMs / 3;
+      }
+      let progressed = false;
+      let nextDeadline = now + 100;
+      for (const [partition, st] of this.owned) {
+        if (!this.running) break;
+        if (now < st.retryAt) continue;
+        try {
+          progressed = (await this.step(partition, st, now)) || progressed;
+          if (st.pending > 0) nextDeadline = Math.min(nextDeadline, st.firstPendingAt + this.o.group.flushEveryMs);
+        } catch (err) {
+          await this.fail(partition, st, err);
+        }
+      }
+      if (this.o.group.tick) {
+        try {
+          await this.o.group.tick(Date.now(), this.stats().caughtUp);
+        } catch (err) {
+          this.o.log.error({ err, group: this.o.group.name }, 'group tick failed');
+        }
+      }
+      if (!progressed && this.running && this.commands.length === 0) {
+        await Promise.race([
+          this.o.stream.waitForAppend(Math.max(1, nextDeadline - Date.now())),
+          new Promise<void>((resolve) => (this.wake = resolve)),
+        ]);
+        this.wake = null;
+      }
+    }
+  }
+
+  /** Reads one batch of a partition and flushes when due; returns whether records came. */
+  private async step(partition: number, st: Owned, now: number): Promise<boolean> {
+    if (!st.opened) {
+      const cp = await this.o.store.getCheckpoint(this.o.group.name, partition);
+      const start = cp ? cp.sequence : await this.o.stream.resolve(partition, this.o.initialPosition ?? { type: 'TRIM_HORIZON' });
+      await this.o.group.open(partition, cp?.snapshot ?? undefined);
+      Object.assign(st, { position: start, checkpoint: cp?.sequence ?? null, pending: 0, opened: true });
+    }
+    const records = await this.o.stream.read(partition, st.position, this.o.batchRecords);
+    if (records.length > 0) {
+      await this.o.group.handle(partition, records);
+      st.position = records[records.length - 1].sequence;
+      if (st.pending === 0) st.firstPendingAt = now;
+      st.pending += records.length;
+      this.handledRecords += records.length;
+      if (this.heads[partition] === null || compareSequences(st.position, this.heads[partition]!) > 0) this.heads[partition] = st.position;
+    } else {
+      this.heads[partition] = await this.o.stream.head(partition);
+    }
+    st.caughtUp = records.length < this.o.batchRecords;
+    const due =
+      st.pending >= this.o.group.flushEveryRecords || (st.pending > 0 && now - st.firstPendingAt >= this.o.group.flushEveryMs);
+    if (due) await this.flush(partition, st);
+    st.errors = 0;
+    return records.length > 0;
+  }
+
+  private async flush(partition: number, st: Owned): Promise<void> {
+    const sequence = st.position!;
+    await this.o.group.flush(partition, {
+      checkpoint: { group: this.o.group.name, partition, sequence, fence: st.lease },
+      commit: (snapshot) => this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, snapshot, st.lease),
+    });
+    st.checkpoint = sequence;
+    st.pending = 0;
+    this.flushes++;
+  }
+
+  private async fail(partition: number, st: Owned, err: unknown): Promise<void> {
+    if (err instanceof LeaseLostError) {
+      this.o.log.warn({ group: this.o.group.name, partition }, 'lease lost; dropping partition');
+      await this.drop(partition);
+      return;
+    }
+    st.errors++;
+    const backoff = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(st.errors, 10));
+    this.o.log.error({ err, group: this.o.group.name, partition, retryInMs: backoff }, 'partition failed; will resume from its checkpoint');
+    st.retryAt = Date.now() + backoff;
+    st.opened = false;
+    await this.o.group.close(partition).catch(() => undefined);
+  }
+
+  private async drop(partition: number): Promise<void> {
+    this.owned.delete(partition);
+    await this.o.group.close(partition).catch(() => undefined);
+  }
+
+  private async maintainLeases(now: number): Promise<void> {
+    const { store, group, leaseMs, owner } = this.o;
+    for (const [partition, st] of this.owned) {
+      const renewed = await store.renewLease(st.lease, leaseMs, now);
+      if (renewed) st.lease = renewed;
+      else await this.drop(partition);
+    }
+    const leases = await store.listLeases(group.name);
+    const liveOwners = new Set(leases.filter((l) => l.expiresAt > now).map((l) => l.owner));
+    liveOwners.add(owner);
+    const fairShare = Math.ceil(this.o.stream.partitions / liveOwners.size);
+    for (let p = 0; p < this.o.stream.partitions && this.owned.size < fairShare; p++) {
+      if (this.owned.has(p)) continue;
+      const lease = await store.acquireLease(group.name, p, owner, leaseMs, now);
+      if (lease) {
+        this.owned.set(p, {
+          lease,
+          position: null,
+          checkpoint: null,
+          pending: 0,
+          firstPendingAt: 0,
+          caughtUp: false,
+          errors: 0,
+          retryAt: 0,
+          opened: false,
+        });
+      }
+    }
+  }
+}

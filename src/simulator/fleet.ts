@@ -1,0 +1,362 @@
+/**
+ * A fleet of simulated wristbands posting to a running Vigil (`POST /v1/readings`), each
+ * behaving like the phone app: it produces a reading every window of device time, keeps what
+ * it could not deliver in a bounded buffer, oldest first, and resends it later.
+ *
+ * Ordering: a device has at most one request in flight and always sends the head of its
+ * buffer, so its readings arrive in seq order, resends included. (deviceId, seq) is the
+ * idempotency key, so resending after a lost answer yields duplicates, never doubles.
+ *
+ * Pacing: one scheduler tick serves every device. Devices are staggered evenly over the
+ * interval and all share the same interval, so they come due in a fixed cyclic order and
+ * the tick only walks the ones that are due.
+ */
+import { hashString, mixSeeds } from './prng.js';
+import { ResidentModel, type ScenarioName } from './resident-model.js';
+
+export interface FleetDevice {
+  deviceId: string;
+  token: string;
+  residentId: string;
+  timezone?: string;
+}
+
+export interface FleetOptions {
+  /** Base URL of Vigil, e.g. http://127.0.0.1:8080. */
+  url: string;
+  devices: FleetDevice[];
+  /** Readings per second across the fleet. Default devices/5: one reading per device every 5 s. */
+  rate?: number;
+  /** Readings per request in the steady state (a backlog goes in requests of up to 500). Default 1. */
+  batch?: number;
+  /** Accelerometer rate. Default 25 Hz. */
+  accHz?: number;
+  /** Stop producing after this long, send what is buffered (for up to drainTimeoutMs), then stop. */
+  durationMs?: number;
+  drainTimeoutMs?: number;
+  /** Readings a device keeps while it cannot deliver; past it the oldest are dropped. Default 720. */
+  bufferLimit?: number;
+  /** Requests in flight across the fleet. Default 256. */
+  maxInFlight?: number;
+  requestTimeoutMs?: number;
+  /** Mixed into each device's seed; the same seed replays the same residents. Default 0. */
+  seed?: number;
+  tickMs?: number;
+}
+
+export interface FleetStats {
+  devices: number;
+  /** Readings produced by the bands. */
+  generated: number;
+  /** Readings posted, each resend counted again. */
+  sent: number;
+  requests: number;
+  accepted: number;
+  duplicates: number;
+  /** Readings the server refused (per-reading rejections and whole requests answered 4xx). */
+  rejected: number;
+  /** Requests that failed: network error, timeout, or a non-2xx answer. */
+  errors: number;
+  /** Readings dropped because a device's buffer was full. */
+  dropped: number;
+  /** Readings waiting in the devices' buffers. */
+  buffered: number;
+  inFlight: number;
+  lastError?: string;
+  /** Readings sent per second over the last ~5 s. */
+  readingsPerSecond: number;
+  elapsedMs: number;
+}
+
+/** What ingest takes in one request (DESIGN §3.1). */
+const MAX_BATCH = 500;
+const MAX_BACKOFF_MS = 30_000;
+const RATE_WINDOW_MS = 5000;
+
+interface DeviceState {
+  readonly device: FleetDevice;
+  readonly model: ResidentModel;
+  readonly auth: string;
+  /** Serialized readings, oldest first; kept as JSON so a resend costs no re-encoding. */
+  readonly buffer: string[];
+  /** How many readings at the head of the buffer the request in flight carries (0: none). */
+  sending: number;
+  retryAt: number;
+  failures: number;
+}
+
+type Outcome =
+  | { ok: true; accepted: number; duplicates: number; rejected: number }
+  | { ok: false; retry: boolean; error: string; retryAfterMs?: number };
+
+export class Fleet {
+  readonly intervalMs: number;
+  private readonly url: string;
+  private readonly options: FleetOptions;
+  private devices: DeviceState[] = [];
+  private readonly batch: number;
+  private readonly bufferLimit: number;
+  private readonly maxInFlight: number;
+  private readonly requestTimeoutMs: number;
+  private readonly durationMs: number;
+  private readonly drainTimeoutMs: number;
+  private readonly tickMs: number;
+  private readonly counts = { generated: 0, sent: 0, requests: 0, accepted: 0, duplicates: 0, rejected: 0, errors: 0, dropped: 0 };
+  private lastError: string | undefined;
+  private buffered = 0;
+  private inFlight = 0;
+  private readonly requests = new Set<Promise<void>>();
+  /** Devices that may have something to send: new readings, a finished request, a backoff. */
+  private readonly attention = new Set<DeviceState>();
+  private cursor = 0;
+  private startedAt = 0;
+  private drainUntil = Infinity;
+  private timer: NodeJS.Timeout | undefined;
+  private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
+  private stopping: Promise<FleetStats> | undefined;
+  private readonly rateSamples: { t: number; sent: number }[] = [];
+  private resolveDone!: (s: FleetStats) => void;
+  /** Resolves with the final stats once the fleet stopped, by stop() or at the end of its duration. */
+  readonly done = new Promise<FleetStats>((resolve) => (this.resolveDone = resolve));
+
+  constructor(opts: FleetOptions) {
+    const n = opts.devices.length;
+    if (n === 0) throw new RangeError('a fleet needs at least one device');
+    const rate = opts.rate ?? n / 5;
+    if (!(rate > 0)) throw new RangeError('rate must be positive');
+    this.batch = opts.batch ?? 1;
+    if (!Number.isInteger(this.batch) || this.batch < 1 || this.batch > MAX_BATCH) throw new RangeError(`batch must be from 1 to ${MAX_BATCH}`);
+    this.bufferLimit = Math.max(opts.bufferLimit ?? 720, this.batch);
+    // Each reading covers the device's whole interval, so device time keeps pace with the wall
+    // clock at any rate (a faster rate means shorter windows, not timestamps in the future).
+    this.intervalMs = (1000 * n) / rate;
+    this.url = opts.url.replace(/\/+$/, '') + '/v1/readings';
+    this.maxInFlight = opts.maxInFlight ?? 256;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.durationMs = opts.durationMs ?? Infinity;
+    this.drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
+    this.tickMs = opts.tickMs ?? 50;
+    this.options = opts;
+    // The bands are built at start(); a bad time zone or acc rate must fail here, before a
+    // caller provisions anything.
+    for (const timezone of new Set(opts.devices.map((d) => d.timezone)))
+      new ResidentModel({ deviceId: 'probe', seed: 0, startTs: 0, timezone, accHz: opts.accHz, intervalMs: this.intervalMs });
+  }
+
+  get size(): number {
+    return this.options.devices.length;
+  }
+
+  /** Device time starts now: the first device's first reading is due at once, the others staggered. */
+  start(): void {
+    if (this.state !== 'idle') throw new Error('fleet already started');
+    const { devices, seed = 0, accHz } = this.options;
+    const now = Date.now();
+    this.devices = devices.map((device, i) => {
+      const startTs = now + (i * this.intervalMs) / devices.length;
+      const model = new ResidentModel({
+        deviceId: device.deviceId,
+        seed: mixSeeds(seed, hashString(device.deviceId)),
+        timezone: device.timezone,
+        accHz,
+        intervalMs: this.intervalMs,
+        // A band's counter survives app restarts; starting from the clock keeps seq increasing
+        // across runs of the same fleet, so a restart is not swallowed as duplicates.
+        startSeq: Math.floor(startTs),
+        startTs,
+      });
+      return { device, model, auth: `Bearer ${device.token}`, buffer: [], sending: 0, retryAt: 0, failures: 0 };
+    });
+    this.state = 'running';
+    this.startedAt = now;
+    this.timer = setInterval(() => this.tick(), this.tickMs);
+  }
+
+  /**
+   * Plays a scenario on one device (by index or deviceId) from `startTs`, by default its next
+   * reading. See ResidentModel.inject.
+   */
+  inject(device: number | string, name: ScenarioName, startTs?: number, durationMs?: number): void {
+    if (this.state === 'idle') throw new Error('start the fleet before injecting scenarios');
+    const d = typeof device === 'number' ? this.devices[device] : this.devices.find((x) => x.device.deviceId === device);
+    if (!d) throw new RangeError(`no device ${device} in the fleet`);
+    d.model.inject(name, startTs ?? d.model.nextTs, durationMs);
+  }
+
+  /** Stops sending and resolves once the requests in flight have ended. Buffered readings stay unsent. */
+  stop(): Promise<FleetStats> {
+    this.stopping ??= (async () => {
+      this.state = 'stopped';
+      clearInterval(this.timer);
+      while (this.requests.size > 0) await Promise.allSettled([...this.requests]);
+      const final = this.stats();
+      this.resolveDone(final);
+      return final;
+    })();
+    return this.stopping;
+  }
+
+  stats(): FleetStats {
+    const now = Date.now();
+    const from = this.rateSamples.find((s) => now - s.t <= RATE_WINDOW_MS + 1000) ?? { t: this.startedAt, sent: 0 };
+    const span = now - from.t;
+    return {
+      devices: this.size,
+      ...this.counts,
+      buffered: this.buffered,
+      inFlight: this.inFlight,
+      lastError: this.lastError,
+      readingsPerSecond: this.startedAt > 0 && span > 0 ? ((this.counts.sent - from.sent) * 1000) / span : 0,
+      elapsedMs: this.startedAt > 0 ? now - this.startedAt : 0,
+    };
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    if (this.state === 'running') {
+      this.produce(now);
+      if (now >= this.startedAt + this.durationMs) this.beginDrain(now);
+    }
+    this.pump(now);
+    if (this.state === 'draining' && ((this.buffered === 0 && this.inFlight === 0) || now >= this.drainUntil)) void this.stop();
+    const last = this.rateSamples.at(-1);
+    if (!last || now - last.t >= 1000) {
+      this.rateSamples.push({ t: now, sent: this.counts.sent });
+      if (this.rateSamples.length > RATE_WINDOW_MS / 1000 + 2) this.rateSamples.shift();
+    }
+  }
+
+  /** Makes every reading that is due; bounded per tick so a stalled loop catches up without freezing. */
+  private produce(now: number): void {
+    const end = this.startedAt + this.durationMs;
+    for (let budget = Math.max(this.devices.length, 1000); budget > 0; budget--) {
+      const d = this.devices[this.cursor];
+      const ts = d.model.nextTs;
+      if (ts > now || ts >= end) return;
+      this.enqueue(d, JSON.stringify(d.model.next()));
+      this.cursor = (this.cursor + 1) % this.devices.length;
+    }
+  }
+
+  private enqueue(d: DeviceState, reading: string): void {
+    this.counts.generated++;
+    d.buffer.push(reading);
+    this.buffered++;
+    if (d.buffer.length > this.bufferLimit) {
+      d.buffer.splice(d.sending, 1); // the oldest reading not in flight
+      this.buffered--;
+      this.counts.dropped++;
+    }
+    if (d.buffer.length >= this.batch) this.attention.add(d);
+  }
+
+  /** From now on partial batches go out too: nothing new is coming to fill them. */
+  private beginDrain(now: number): void {
+    this.state = 'draining';
+    this.drainUntil = now + this.drainTimeoutMs;
+    for (const d of this.devices) if (d.buffer.length > 0) this.attention.add(d);
+  }
+
+  private pump(now: number): void {
+    if (this.state === 'stopped') return;
+    const threshold = this.state === 'draining' ? 1 : this.batch;
+    for (const d of this.attention) {
+      if (this.inFlight >= this.maxInFlight) return;
+      if (d.sending > 0 || d.buffer.length < threshold) {
+        this.attention.delete(d); // a finished request puts it back
+        continue;
+      }
+      if (d.retryAt > now) continue;
+      this.attention.delete(d);
+      this.send(d);
+    }
+  }
+
+  private send(d: DeviceState): void {
+    const n = Math.min(d.buffer.length, MAX_BATCH);
+    const body = n === 1 ? d.buffer[0] : `{"readings":[${d.buffer.slice(0, n).join(',')}]}`;
+    d.sending = n;
+    this.inFlight++;
+    this.counts.sent += n;
+    this.counts.requests++;
+    const request = this.post(d.auth, body).then((outcome) => this.settle(d, outcome));
+    this.requests.add(request);
+    void request.finally(() => this.requests.delete(request));
+  }
+
+  private async post(auth: string, body: string): Promise<Outcome> {
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body,
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+    } catch (err) {
+      return { ok: false, retry: true, error: describeNetworkError(err) };
+    }
+    let json: unknown;
+    try {
+      json = await res.json();
+    } catch {
+      json = undefined; // an answer without a JSON body is judged by its status alone
+    }
+    if (res.ok) {
+      const b = (json ?? {}) as { accepted?: unknown; duplicates?: unknown; rejected?: unknown };
+      const duplicates = typeof b.duplicates === 'number' ? b.duplicates : 0;
+      const rejected = Array.isArray(b.rejected) ? b.rejected.length : 0;
+      return { ok: true, accepted: typeof b.accepted === 'number' ? b.accepted : 0, duplicates, rejected };
+    }
+    const p = (json ?? {}) as { detail?: unknown; title?: unknown };
+    const error = `${res.status} ${typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : res.statusText}`;
+    // 429 and 5xx are the server's "not now"; any other 4xx would fail the same way again.
+    const retry = res.status === 429 || res.status >= 500;
+    return { ok: false, retry, error, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
+  }
+
+  private settle(d: DeviceState, o: Outcome): void {
+    const n = d.sending;
+    d.sending = 0;
+    this.inFlight--;
+    if (o.ok || !o.retry) {
+      d.buffer.splice(0, n);
+      this.buffered -= n;
+      d.failures = 0;
+      d.retryAt = 0;
+    }
+    if (o.ok) {
+      this.counts.accepted += o.accepted;
+      this.counts.duplicates += o.duplicates;
+      this.counts.rejected += o.rejected;
+    } else {
+      this.counts.errors++;
+      this.lastError = o.error;
+      if (!o.retry) this.counts.rejected += n;
+      else {
+        d.failures++;
+        // Jittered exponential backoff unless the server said when: a fleet that failed
+        // together must not come back together.
+        const backoff = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (d.failures - 1)) * (0.5 + Math.random() / 2);
+        d.retryAt = Date.now() + (o.retryAfterMs ?? backoff);
+      }
+    }
+    if (this.state === 'stopped') return;
+    this.attention.add(d);
+    this.pump(Date.now());
+  }
+}
+
+/** Retry-After is either delay-seconds or an HTTP date (RFC 9110 §10.2.3). */
+function parseRetryAfter(v: string | null): number | undefined {
+  if (v === null) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
+
+function describeNetworkError(err: unknown): string {
+  if (err instanceof Error && err.name === 'TimeoutError') return 'request timed out';
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  return cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+}

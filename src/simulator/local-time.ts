@@ -1,0 +1,51 @@
+/**
+ * A resident's day runs on their local clock (they go to bed at 22:30 in Paris, not in UTC),
+ * DST included. Intl is slow-ish, so the UTC offset is looked up once per quarter hour: every
+ * time zone changes its offset on a quarter-hour boundary.
+ */
+const QUARTER_HOUR_MS = 15 * 60_000;
+const DAY_MS = 86_400_000;
+
+export interface LocalTime {
+  /** Days since 1970-01-01 on the local calendar: identifies "this night", "this morning". */
+  day: number;
+  /** Minutes since local midnight, fractional. */
+  minute: number;
+}
+
+export class LocalClock {
+  private readonly format: Intl.DateTimeFormat;
+  private bucket = NaN;
+  private offsetMs = 0;
+
+  /** Throws RangeError on an unknown IANA time zone. */
+  constructor(readonly timeZone: string) {
+    this.format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+  }
+
+  at(ts: number): LocalTime {
+    const bucket = Math.floor(ts / QUARTER_HOUR_MS);
+    if (bucket !== this.bucket) {
+      this.bucket = bucket;
+      this.offsetMs = this.offsetAt(bucket * QUARTER_HOUR_MS);
+    }
+    const local = ts + this.offsetMs;
+    const day = Math.floor(local / DAY_MS);
+    return { day, minute: (local - day * DAY_MS) / 60_000 };
+  }
+
+  private offsetAt(ts: number): number {
+    const p: Record<string, number> = {};
+    for (const { type, value } of this.format.formatToParts(ts)) p[type] = Number(value);
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - ts;
+  }
+}

@@ -1,0 +1,14 @@
+/** Opens the configured store backend; drivers of other backends are imported only when chosen. */
+import type { Config } from '../core/config.js';
+import type { Store } from './types.js';
+
+export async function openStore(config: Config): Promise<Store> {
+  switch (config['store.backend']) {
+    case 'sqlite': {
+      const { SqliteStore } = await import('./sqlite/sqlite-store.js');
+      return SqliteStore.open(config.dataDir);
+    }
+    default:
+      throw new Error(`unknown store backend ${String(config['store.backend'])}`);
+  }
+}

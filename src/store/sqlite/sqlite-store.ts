@@ -1,0 +1,779 @@
+/**
+ * The embedded operational store: one SQLite file, `<dataDir>/store.db`, in WAL mode.
+ *
+ * On-disk invariants (the rest of Vigil relies on them):
+ * 1. Durability: `synchronous=FULL`, so a write whose promise resolved survives power loss.
+ *    Several connections share the file (the HTTP thread and every consumer-group worker
+ *    thread open their own); every read-then-write runs in a `BEGIN IMMEDIATE` transaction
+ *    so writers queue on the write lock (`busy_timeout`) instead of failing when a deferred
+ *    read lock cannot be upgraded.
+ * 2. `devices.token_hash` is the SHA-256 of the device token, unique; the token itself is
+ *    never stored. `contacts.webhook_secret` is kept as given: the notifier needs the key
+ *    itself to sign webhook bodies.
+ * 3. `alerts`: at most one row per (resident_id, type) with state != 'resolved' (partial
+ *    unique index). An alert id is derived from its trigger, so a row is inserted at most
+ *    once; 'resolved' is final.
+ * 4. `outbox.id` is `alert_id:step:contact_id:channel` (CHECK), inserted with INSERT OR
+ *    IGNORE in the same transaction as the alert that created it, so a notification is
+ *    queued at most once. 'sent' and 'failed' are final.
+ * 5. `leases.epoch` of a (group, partition) never decreases, and increases whenever the
+ *    lease is taken by a new owner; a checkpoint row changes only in a transaction that
+ *    found the writer's (owner, epoch) in `leases`. The alert changes, outbox rows and
+ *    checkpoint of one processed batch commit together or not at all.
+ * 6. JSON columns (home_location, evidence, payload, snapshot) hold JSON.stringify output;
+ *    NULL stands for an absent value. `PRAGMA user_version` is the schema version.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { VigilError } from '../../core/errors.js';
+import {
+  LeaseLostError,
+  type Alert,
+  type AlertChange,
+  type AlertFilter,
+  type Checkpoint,
+  type Contact,
+  type Device,
+  type Fence,
+  type Lease,
+  type OutboxItem,
+  type Resident,
+  type Severity,
+  type Store,
+} from '../types.js';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS residents (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  birth_date    TEXT,
+  timezone      TEXT NOT NULL,
+  home_location TEXT,
+  created_at    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  device_id   TEXT PRIMARY KEY,
+  resident_id TEXT NOT NULL REFERENCES residents(id),
+  token_hash  TEXT NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_token_hash ON devices(token_hash);
+CREATE INDEX IF NOT EXISTS devices_resident ON devices(resident_id);
+CREATE TABLE IF NOT EXISTS contacts (
+  id             TEXT PRIMARY KEY,
+  resident_id    TEXT NOT NULL REFERENCES residents(id),
+  name           TEXT NOT NULL,
+  phone          TEXT,
+  email          TEXT,
+  webhook_url    TEXT,
+  webhook_secret TEXT,
+  created_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contacts_resident ON contacts(resident_id);
+CREATE TABLE IF NOT EXISTS alerts (
+  id              TEXT PRIMARY KEY,
+  resident_id     TEXT NOT NULL,
+  device_id       TEXT NOT NULL,
+  type            TEXT NOT NULL,
+  severity        TEXT NOT NULL CHECK (severity IN ('critical', 'high', 'medium', 'low')),
+  state           TEXT NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+  opened_at       INTEGER NOT NULL,
+  detected_at     INTEGER NOT NULL,
+  delay_ms        INTEGER,
+  acknowledged_at INTEGER,
+  acknowledged_by TEXT,
+  ack_note        TEXT,
+  resolved_at     INTEGER,
+  last_seen_at    INTEGER NOT NULL,
+  occurrences     INTEGER NOT NULL,
+  evidence        TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_unresolved ON alerts(resident_id, type) WHERE state != 'resolved';
+CREATE INDEX IF NOT EXISTS alerts_opened ON alerts(opened_at);
+CREATE INDEX IF NOT EXISTS alerts_resident_opened ON alerts(resident_id, opened_at);
+CREATE TABLE IF NOT EXISTS outbox (
+  id              TEXT PRIMARY KEY CHECK (id = alert_id || ':' || step || ':' || contact_id || ':' || channel),
+  alert_id        TEXT NOT NULL REFERENCES alerts(id),
+  step            INTEGER NOT NULL,
+  contact_id      TEXT NOT NULL,
+  channel         TEXT NOT NULL,
+  payload         TEXT NOT NULL,
+  status          TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+  attempts        INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT,
+  provider_id     TEXT,
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+CREATE TABLE IF NOT EXISTS leases (
+  grp        TEXT NOT NULL,
+  part       INTEGER NOT NULL,
+  owner      TEXT NOT NULL,
+  epoch      INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (grp, part)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  grp        TEXT NOT NULL,
+  part       INTEGER NOT NULL,
+  sequence   TEXT,
+  snapshot   TEXT,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (grp, part)
+);
+`;
+
+interface ResidentRow {
+  id: string;
+  name: string;
+  birth_date: string | null;
+  timezone: string;
+  home_location: string | null;
+  created_at: number;
+}
+interface DeviceRow {
+  device_id: string;
+  resident_id: string;
+  created_at: number;
+}
+interface ContactRow {
+  id: string;
+  resident_id: string;
+  name: string;
+  phone: string | null;
+  email: string | null;
+  webhook_url: string | null;
+  webhook_secret: string | null;
+  created_at: number;
+}
+interface AlertRow {
+  id: string;
+  resident_id: string;
+  device_id: string;
+  type: string;
+  severity: Severity;
+  state: Alert['state'];
+  opened_at: number;
+  detected_at: number;
+  delay_ms: number | null;
+  acknowledged_at: number | null;
+  acknowledged_by: string | null;
+  ack_note: string | null;
+  resolved_at: number | null;
+  last_seen_at: number;
+  occurrences: number;
+  evidence: string;
+}
+interface OutboxRow {
+  id: string;
+  alert_id: string;
+  step: number;
+  contact_id: string;
+  channel: string;
+  payload: string;
+  status: OutboxItem['status'];
+  attempts: number;
+  next_attempt_at: number;
+  last_error: string | null;
+  provider_id: string | null;
+  created_at: number;
+  updated_at: number;
+}
+interface LeaseRow {
+  grp: string;
+  part: number;
+  owner: string;
+  epoch: number;
+  expires_at: number;
+}
+interface CheckpointRow {
+  grp: string;
+  part: number;
+  sequence: string | null;
+  snapshot: string | null;
+  updated_at: number;
+}
+
+const toResident = (r: ResidentRow): Resident => ({
+  id: r.id,
+  name: r.name,
+  birthDate: r.birth_date,
+  timezone: r.timezone,
+  homeLocation: r.home_location === null ? null : JSON.parse(r.home_location),
+  createdAt: r.created_at,
+});
+
+const toDevice = (r: DeviceRow): Device => ({ deviceId: r.device_id, residentId: r.resident_id, createdAt: r.created_at });
+
+const toContact = (r: ContactRow): Contact => ({
+  id: r.id,
+  residentId: r.resident_id,
+  name: r.name,
+  phone: r.phone,
+  email: r.email,
+  webhookUrl: r.webhook_url,
+  webhookSecret: r.webhook_secret,
+  createdAt: r.created_at,
+});
+
+const toAlert = (r: AlertRow): Alert => ({
+  id: r.id,
+  residentId: r.resident_id,
+  deviceId: r.device_id,
+  type: r.type,
+  severity: r.severity,
+  state: r.state,
+  openedAt: r.opened_at,
+  detectedAt: r.detected_at,
+  delayMs: r.delay_ms,
+  acknowledgedAt: r.acknowledged_at,
+  acknowledgedBy: r.acknowledged_by,
+  ackNote: r.ack_note,
+  resolvedAt: r.resolved_at,
+  lastSeenAt: r.last_seen_at,
+  occurrences: r.occurrences,
+  evidence: JSON.parse(r.evidence),
+});
+
+const toOutboxItem = (r: OutboxRow): OutboxItem => ({
+  id: r.id,
+  alertId: r.alert_id,
+  step: r.step,
+  contactId: r.contact_id,
+  channel: r.channel,
+  payload: JSON.parse(r.payload),
+  status: r.status,
+  attempts: r.attempts,
+  nextAttemptAt: r.next_attempt_at,
+  lastError: r.last_error,
+  providerId: r.provider_id,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+const toLease = (r: LeaseRow): Lease => ({ group: r.grp, partition: r.part, owner: r.owner, epoch: r.epoch, expiresAt: r.expires_at });
+
+const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
+  group: r.grp,
+  partition: r.part,
+  sequence: r.sequence,
+  snapshot: r.snapshot === null ? null : JSON.parse(r.snapshot),
+  updatedAt: r.updated_at,
+});
+
+const alertParams = (a: Alert) => ({
+  id: a.id,
+  residentId: a.residentId,
+  deviceId: a.deviceId,
+  type: a.type,
+  severity: a.severity,
+  state: a.state,
+  openedAt: a.openedAt,
+  detectedAt: a.detectedAt,
+  delayMs: a.delayMs,
+  acknowledgedAt: a.acknowledgedAt,
+  acknowledgedBy: a.acknowledgedBy,
+  ackNote: a.ackNote,
+  resolvedAt: a.resolvedAt,
+  lastSeenAt: a.lastSeenAt,
+  occurrences: a.occurrences,
+  evidence: JSON.stringify(a.evidence),
+});
+
+const outboxParams = (o: OutboxItem) => ({
+  id: o.id,
+  alertId: o.alertId,
+  step: o.step,
+  contactId: o.contactId,
+  channel: o.channel,
+  payload: JSON.stringify(o.payload),
+  status: o.status,
+  attempts: o.attempts,
+  nextAttemptAt: o.nextAttemptAt,
+  lastError: o.lastError,
+  providerId: o.providerId,
+  createdAt: o.createdAt,
+  updatedAt: o.updatedAt,
+});
+
+const SEVERITY_RANK: Record<Severity, number> = { low: 0, medium: 1, high: 2, critical: 3 };
+const higherSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_RANK[b] > SEVERITY_RANK[a] ? b : a);
+
+const DEFAULT_LIMIT = 100;
+const MAX_LIMIT = 1000;
+const clampLimit = (limit: number | undefined): number => Math.min(Math.max(Math.trunc(limit ?? DEFAULT_LIMIT), 1), MAX_LIMIT);
+
+/** The alert a raise creates when nothing of its (resident, type) is unresolved. */
+function newAlert(raise: Extract<AlertChange, { kind: 'raise' }>['alert']): Alert {
+  return {
+    ...raise,
+    state: 'open',
+    acknowledgedAt: null,
+    acknowledgedBy: null,
+    ackNote: null,
+    resolvedAt: null,
+    lastSeenAt: raise.openedAt,
+    occurrences: 1,
+  };
+}
+
+/** Turns SQLite constraint failures into catalogue errors; anything else passes through. */
+function constraintError(err: unknown, messages: { duplicate: string; missingResident?: string }): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === 'SQLITE_CONSTRAINT_PRIMARYKEY') return new VigilError('CONFLICT', messages.duplicate);
+  if (code === 'SQLITE_CONSTRAINT_FOREIGNKEY' && messages.missingResident) return new VigilError('NOT_FOUND', messages.missingResident);
+  return err;
+}
+
+/**
+ * Thrown inside the batch transaction (rolling it back) when it would create alerts whose
+ * outbox rows have not been built yet: `outboxFor` may be async and a better-sqlite3
+ * transaction cannot await.
+ */
+class OutboxNeeded extends Error {
+  constructor(readonly alerts: Alert[]) {
+    super('outbox rows needed');
+  }
+}
+
+type AlertRaise = Extract<AlertChange, { kind: 'raise' }>['alert'];
+type AlertResolve = Extract<AlertChange, { kind: 'resolve' }>;
+type BatchCheckpoint = Parameters<Store['commitAlertBatch']>[2];
+
+function openDatabase(path: string): Database.Database {
+  const db = new Database(path);
+  // First, so that the pragmas below and schema creation wait for other connections' locks.
+  db.pragma('busy_timeout = 5000');
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new Error(`${path} has store schema ${version}; this Vigil knows up to ${SCHEMA_VERSION}`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }).immediate();
+  return db;
+}
+
+function prepareStatements(db: Database.Database) {
+  return {
+    getSetting: db.prepare<[string], string>('SELECT value FROM settings WHERE key = ?').pluck(),
+    insertSettingIfAbsent: db.prepare<[string, string]>('INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)'),
+    upsertSetting: db.prepare<[string, string]>(
+      'INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ),
+
+    insertResident: db.prepare(
+      `INSERT INTO residents (id, name, birth_date, timezone, home_location, created_at)
+       VALUES (@id, @name, @birthDate, @timezone, @homeLocation, @createdAt)`,
+    ),
+    getResident: db.prepare<[string], ResidentRow>('SELECT * FROM residents WHERE id = ?'),
+    listResidents: db.prepare<[string, number], ResidentRow>('SELECT * FROM residents WHERE id > ? ORDER BY id LIMIT ?'),
+    insertDevice: db.prepare<[string, string, string, number]>(
+      'INSERT INTO devices (device_id, resident_id, token_hash, created_at) VALUES (?, ?, ?, ?)',
+    ),
+    deviceByTokenHash: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE token_hash = ?'),
+    listDevices: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE resident_id = ? ORDER BY created_at, device_id'),
+    insertContact: db.prepare(
+      `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, created_at)
+       VALUES (@id, @residentId, @name, @phone, @email, @webhookUrl, @webhookSecret, @createdAt)`,
+    ),
+    listContacts: db.prepare<[string], ContactRow>('SELECT * FROM contacts WHERE resident_id = ? ORDER BY created_at, id'),
+
+    getAlert: db.prepare<[string], AlertRow>('SELECT * FROM alerts WHERE id = ?'),
+    alertExists: db.prepare<[string], number>('SELECT 1 FROM alerts WHERE id = ?').pluck(),
+    unresolvedAlert: db.prepare<[string, string], AlertRow>(
+      "SELECT * FROM alerts WHERE resident_id = ? AND type = ? AND state != 'resolved'",
+    ),
+    countOpenAlerts: db.prepare<[], number>("SELECT COUNT(*) FROM alerts WHERE state != 'resolved'").pluck(),
+    insertAlert: db.prepare(
+      `INSERT INTO alerts (id, resident_id, device_id, type, severity, state, opened_at, detected_at, delay_ms,
+         acknowledged_at, acknowledged_by, ack_note, resolved_at, last_seen_at, occurrences, evidence)
+       VALUES (@id, @residentId, @deviceId, @type, @severity, @state, @openedAt, @detectedAt, @delayMs,
+         @acknowledgedAt, @acknowledgedBy, @ackNote, @resolvedAt, @lastSeenAt, @occurrences, @evidence)`,
+    ),
+    recurAlert: db.prepare(
+      `UPDATE alerts SET occurrences = occurrences + 1, last_seen_at = MAX(last_seen_at, @seenAt),
+         evidence = @evidence, severity = @severity WHERE id = @id`,
+    ),
+    resolveAlert: db.prepare(
+      "UPDATE alerts SET state = 'resolved', resolved_at = @at, evidence = @evidence WHERE id = @id",
+    ),
+    acknowledgeAlert: db.prepare(
+      `UPDATE alerts SET state = 'acknowledged', acknowledged_at = @at, acknowledged_by = @by, ack_note = @note
+       WHERE id = @id AND state = 'open'`,
+    ),
+
+    insertOutbox: db.prepare(
+      `INSERT OR IGNORE INTO outbox (id, alert_id, step, contact_id, channel, payload, status, attempts,
+         next_attempt_at, last_error, provider_id, created_at, updated_at)
+       VALUES (@id, @alertId, @step, @contactId, @channel, @payload, @status, @attempts,
+         @nextAttemptAt, @lastError, @providerId, @createdAt, @updatedAt)`,
+    ),
+    dueOutbox: db.prepare<[number, number], OutboxRow>(
+      "SELECT * FROM outbox WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at, id LIMIT ?",
+    ),
+    markSending: db.prepare<[number, string]>(
+      "UPDATE outbox SET status = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?",
+    ),
+    // Only a row being sent can complete, so a late report never reopens a final row.
+    outboxSent: db.prepare<[string | null, number, string]>(
+      "UPDATE outbox SET status = 'sent', provider_id = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
+    ),
+    outboxRetry: db.prepare<[number, string, number, string]>(
+      `UPDATE outbox SET status = 'queued', next_attempt_at = ?, last_error = ?, updated_at = ?
+       WHERE id = ? AND status = 'sending'`,
+    ),
+    outboxFailed: db.prepare<[string, number, string]>(
+      "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
+    ),
+    requeueStuck: db.prepare<[number, number]>(
+      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ? WHERE status = 'sending'",
+    ),
+    listOutbox: db.prepare<[string], OutboxRow>(
+      'SELECT * FROM outbox WHERE alert_id = ? ORDER BY created_at, step, contact_id, channel',
+    ),
+
+    getLease: db.prepare<[string, number], LeaseRow>('SELECT * FROM leases WHERE grp = ? AND part = ?'),
+    putLease: db.prepare<[string, number, string, number, number]>(
+      `INSERT INTO leases (grp, part, owner, epoch, expires_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (grp, part) DO UPDATE SET owner = excluded.owner, epoch = excluded.epoch, expires_at = excluded.expires_at`,
+    ),
+    renewLease: db.prepare<[number, string, number, string, number]>(
+      'UPDATE leases SET expires_at = ? WHERE grp = ? AND part = ? AND owner = ? AND epoch = ?',
+    ),
+    releaseLease: db.prepare<[string, number, string, number]>(
+      'UPDATE leases SET expires_at = 0 WHERE grp = ? AND part = ? AND owner = ? AND epoch = ?',
+    ),
+    listLeases: db.prepare<[string], LeaseRow>('SELECT * FROM leases WHERE grp = ? ORDER BY part'),
+
+    getCheckpoint: db.prepare<[string, number], CheckpointRow>('SELECT * FROM checkpoints WHERE grp = ? AND part = ?'),
+    listCheckpoints: db.prepare<[string], CheckpointRow>('SELECT * FROM checkpoints WHERE grp = ? ORDER BY part'),
+    putCheckpoint: db.prepare<[string, number, string | null, string | null, number]>(
+      `INSERT INTO checkpoints (grp, part, sequence, snapshot, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (grp, part) DO UPDATE SET sequence = excluded.sequence, snapshot = excluded.snapshot,
+         updated_at = excluded.updated_at`,
+    ),
+  };
+}
+
+export class SqliteStore implements Store {
+  private readonly q;
+  /** listAlerts statements, one per combination of filters, prepared on first use. */
+  private readonly alertQueries = new Map<string, Database.Statement<[Record<string, unknown>], AlertRow>>();
+
+  private readonly claimTx;
+  private readonly acquireTx;
+  private readonly checkpointTx;
+  private readonly batchTx;
+
+  static open(dataDir: string): SqliteStore {
+    mkdirSync(dataDir, { recursive: true });
+    return new SqliteStore(openDatabase(join(dataDir, 'store.db')));
+  }
+
+  private constructor(private readonly db: Database.Database) {
+    this.q = prepareStatements(db);
+    this.claimTx = db.transaction((now: number, limit: number) => this.claim(now, limit));
+    this.acquireTx = db.transaction((group: string, partition: number, owner: string, ttlMs: number, now: number) =>
+      this.acquire(group, partition, owner, ttlMs, now),
+    );
+    this.checkpointTx = db.transaction(
+      (group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence) =>
+        this.fencedCheckpoint(group, partition, sequence, snapshot, fence),
+    );
+    this.batchTx = db.transaction(
+      (changes: AlertChange[], outboxes: Map<string, OutboxItem[]>, checkpoint: BatchCheckpoint) =>
+        this.applyBatch(changes, outboxes, checkpoint),
+    );
+  }
+
+  // settings
+
+  async getSetting(key: string): Promise<string | null> {
+    return this.q.getSetting.get(key) ?? null;
+  }
+
+  async setSettingIfAbsent(key: string, value: string): Promise<boolean> {
+    return this.q.insertSettingIfAbsent.run(key, value).changes === 1;
+  }
+
+  async setSetting(key: string, value: string): Promise<void> {
+    this.q.upsertSetting.run(key, value);
+  }
+
+  // residents, devices, contacts
+
+  async createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident> {
+    const resident: Resident = {
+      id: r.id,
+      name: r.name,
+      birthDate: r.birthDate,
+      timezone: r.timezone,
+      homeLocation: r.homeLocation,
+      createdAt: Date.now(),
+    };
+    try {
+      this.q.insertResident.run({
+        ...resident,
+        homeLocation: resident.homeLocation === null ? null : JSON.stringify(resident.homeLocation),
+      });
+    } catch (err) {
+      throw constraintError(err, { duplicate: `resident ${r.id} already exists` });
+    }
+    return resident;
+  }
+
+  async getResident(id: string): Promise<Resident | null> {
+    const row = this.q.getResident.get(id);
+    return row ? toResident(row) : null;
+  }
+
+  async listResidents(opts: { limit?: number; after?: string } = {}): Promise<Resident[]> {
+    return this.q.listResidents.all(opts.after ?? '', clampLimit(opts.limit)).map(toResident);
+  }
+
+  async createDevice(d: { deviceId: string; residentId: string; tokenHash: string }): Promise<Device> {
+    const createdAt = Date.now();
+    try {
+      this.q.insertDevice.run(d.deviceId, d.residentId, d.tokenHash, createdAt);
+    } catch (err) {
+      throw constraintError(err, {
+        duplicate: `device ${d.deviceId} is already registered`,
+        missingResident: `resident ${d.residentId} does not exist`,
+      });
+    }
+    return { deviceId: d.deviceId, residentId: d.residentId, createdAt };
+  }
+
+  async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
+    const row = this.q.deviceByTokenHash.get(tokenHash);
+    return row ? toDevice(row) : null;
+  }
+
+  async listDevices(residentId: string): Promise<Device[]> {
+    return this.q.listDevices.all(residentId).map(toDevice);
+  }
+
+  async createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact> {
+    const contact: Contact = {
+      id: c.id,
+      residentId: c.residentId,
+      name: c.name,
+      phone: c.phone,
+      email: c.email,
+      webhookUrl: c.webhookUrl,
+      webhookSecret: c.webhookSecret,
+      createdAt: Date.now(),
+    };
+    try {
+      this.q.insertContact.run(contact);
+    } catch (err) {
+      throw constraintError(err, {
+        duplicate: `contact ${c.id} already exists`,
+        missingResident: `resident ${c.residentId} does not exist`,
+      });
+    }
+    return contact;
+  }
+
+  async listContacts(residentId: string): Promise<Contact[]> {
+    return this.q.listContacts.all(residentId).map(toContact);
+  }
+
+  // alerts and outbox
+
+  async getAlert(id: string): Promise<Alert | null> {
+    const row = this.q.getAlert.get(id);
+    return row ? toAlert(row) : null;
+  }
+
+  async listAlerts(filter: AlertFilter = {}): Promise<Alert[]> {
+    const params: Record<string, unknown> = { limit: clampLimit(filter.limit) };
+    if (filter.residentId !== undefined) params.residentId = filter.residentId;
+    if (filter.state !== undefined) params.state = filter.state;
+    if (filter.type !== undefined) params.type = filter.type;
+    return this.alertQuery(params).all(params).map(toAlert);
+  }
+
+  private alertQuery(params: Record<string, unknown>) {
+    const columns = { residentId: 'resident_id', state: 'state', type: 'type' } as const;
+    const used = (Object.keys(columns) as (keyof typeof columns)[]).filter((k) => k in params);
+    const key = used.join(',');
+    let stmt = this.alertQueries.get(key);
+    if (!stmt) {
+      const where = used.length ? 'WHERE ' + used.map((k) => `${columns[k]} = @${k}`).join(' AND ') : '';
+      stmt = this.db.prepare<[Record<string, unknown>], AlertRow>(
+        `SELECT * FROM alerts ${where} ORDER BY opened_at DESC, id DESC LIMIT @limit`,
+      );
+      this.alertQueries.set(key, stmt);
+    }
+    return stmt;
+  }
+
+  async countOpenAlerts(): Promise<number> {
+    return this.q.countOpenAlerts.get() ?? 0;
+  }
+
+  async acknowledgeAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
+    this.q.acknowledgeAlert.run({ id, by, note, at });
+    return this.getAlert(id);
+  }
+
+  /**
+   * `outboxFor` may be async, and a better-sqlite3 transaction cannot await. So the batch is
+   * applied optimistically: when the transaction would create alerts whose outbox rows are not
+   * built yet, it rolls back, their rows are built, and it runs again. Each round builds rows
+   * for at least one more raise of the batch, so this ends. `outboxFor` must therefore be free
+   * of side effects: it may be called for an alert that another connection then creates first.
+   */
+  async commitAlertBatch(
+    changes: AlertChange[],
+    outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
+    checkpoint: BatchCheckpoint,
+  ): Promise<Alert[]> {
+    const outboxes = new Map<string, OutboxItem[]>();
+    for (;;) {
+      try {
+        return this.batchTx.immediate(changes, outboxes, checkpoint);
+      } catch (err) {
+        if (!(err instanceof OutboxNeeded)) throw err;
+        for (const alert of err.alerts) outboxes.set(alert.id, await outboxFor(alert));
+      }
+    }
+  }
+
+  private applyBatch(changes: AlertChange[], outboxes: Map<string, OutboxItem[]>, checkpoint: BatchCheckpoint): Alert[] {
+    // Fence first: a worker that lost its lease should not even build outbox rows.
+    this.fencedCheckpoint(checkpoint.group, checkpoint.partition, checkpoint.sequence, checkpoint.snapshot, checkpoint.fence);
+    const created: Alert[] = [];
+    for (const change of changes) {
+      if (change.kind === 'raise') this.raise(change.alert, created);
+      else this.resolve(change);
+    }
+    const missing = created.filter((a) => !outboxes.has(a.id));
+    if (missing.length) throw new OutboxNeeded(missing);
+    for (const alert of created) {
+      for (const item of outboxes.get(alert.id)!) this.q.insertOutbox.run(outboxParams(item));
+    }
+    return created;
+  }
+
+  private raise(raise: AlertRaise, created: Alert[]): void {
+    if (this.q.alertExists.get(raise.id)) return; // a replay of a raise already applied
+    const open = this.q.unresolvedAlert.get(raise.residentId, raise.type);
+    if (open) {
+      this.q.recurAlert.run({
+        id: open.id,
+        seenAt: raise.openedAt,
+        evidence: JSON.stringify(raise.evidence),
+        severity: higherSeverity(open.severity, raise.severity),
+      });
+      return;
+    }
+    const alert = newAlert(raise);
+    this.q.insertAlert.run(alertParams(alert));
+    created.push(alert);
+  }
+
+  private resolve(change: AlertResolve): void {
+    const open = this.q.unresolvedAlert.get(change.residentId, change.type);
+    if (!open) return;
+    const evidence = change.evidence ? { ...JSON.parse(open.evidence), resolution: change.evidence } : JSON.parse(open.evidence);
+    this.q.resolveAlert.run({ id: open.id, at: change.at, evidence: JSON.stringify(evidence) });
+  }
+
+  async claimOutbox(now: number, limit: number): Promise<OutboxItem[]> {
+    return this.claimTx.immediate(now, limit);
+  }
+
+  private claim(now: number, limit: number): OutboxItem[] {
+    return this.q.dueOutbox.all(now, limit).map((row) => {
+      this.q.markSending.run(now, row.id);
+      return toOutboxItem({ ...row, status: 'sending', attempts: row.attempts + 1, updated_at: now });
+    });
+  }
+
+  async completeOutbox(
+    id: string,
+    result: { ok: true; providerId?: string } | { ok: false; error: string; retryAt: number | null },
+    now: number,
+  ): Promise<void> {
+    if (result.ok) this.q.outboxSent.run(result.providerId ?? null, now, id);
+    else if (result.retryAt === null) this.q.outboxFailed.run(result.error, now, id);
+    else this.q.outboxRetry.run(result.retryAt, result.error, now, id);
+  }
+
+  async requeueStuckOutbox(now: number): Promise<number> {
+    return this.q.requeueStuck.run(now, now).changes;
+  }
+
+  async listOutbox(alertId: string): Promise<OutboxItem[]> {
+    return this.q.listOutbox.all(alertId).map(toOutboxItem);
+  }
+
+  // processing
+
+  async acquireLease(group: string, partition: number, owner: string, ttlMs: number, now: number): Promise<Lease | null> {
+    return this.acquireTx.immediate(group, partition, owner, ttlMs, now);
+  }
+
+  private acquire(group: string, partition: number, owner: string, ttlMs: number, now: number): Lease | null {
+    const row = this.q.getLease.get(group, partition);
+    if (row && row.owner !== owner && row.expires_at > now) return null;
+    const epoch = !row ? 1 : row.owner === owner ? row.epoch : row.epoch + 1;
+    const lease: Lease = { group, partition, owner, epoch, expiresAt: now + ttlMs };
+    this.q.putLease.run(group, partition, owner, epoch, lease.expiresAt);
+    return lease;
+  }
+
+  /** Even an expired lease renews while nobody took it: no one else can have written under it. */
+  async renewLease(lease: Lease, ttlMs: number, now: number): Promise<Lease | null> {
+    const expiresAt = now + ttlMs;
+    const { changes } = this.q.renewLease.run(expiresAt, lease.group, lease.partition, lease.owner, lease.epoch);
+    return changes === 1 ? { ...lease, expiresAt } : null;
+  }
+
+  async releaseLease(lease: Lease): Promise<void> {
+    this.q.releaseLease.run(lease.group, lease.partition, lease.owner, lease.epoch);
+  }
+
+  async listLeases(group: string): Promise<Lease[]> {
+    return this.q.listLeases.all(group).map(toLease);
+  }
+
+  async getCheckpoint(group: string, partition: number): Promise<Checkpoint | null> {
+    const row = this.q.getCheckpoint.get(group, partition);
+    return row ? toCheckpoint(row) : null;
+  }
+
+  async listCheckpoints(group: string): Promise<Checkpoint[]> {
+    return this.q.listCheckpoints.all(group).map(toCheckpoint);
+  }
+
+  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void> {
+    this.checkpointTx.immediate(group, partition, sequence, snapshot, fence);
+  }
+
+  /** Runs inside a transaction, so the fence cannot change between the check and the write. */
+  private fencedCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): void {
+    const lease = this.q.getLease.get(group, partition);
+    if (!lease || lease.owner !== fence.owner || lease.epoch !== fence.epoch) throw new LeaseLostError(group, partition);
+    const json = snapshot === undefined || snapshot === null ? null : JSON.stringify(snapshot);
+    this.q.putCheckpoint.run(group, partition, sequence, json, Date.now());
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}

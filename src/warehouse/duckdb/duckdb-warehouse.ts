@@ -1,0 +1,346 @@
+/**
+ * The warehouse on an embedded DuckDB file (DESIGN §2, the default engine).
+ *
+ * On-disk invariants (`<dataDir>/warehouse.duckdb` and its `.wal`):
+ * - One process owns the file (DuckDB locks it); inside it, one writer connection does every
+ *   write, one `load` at a time, each in a single transaction: readings, the minute vitals they
+ *   touch and the staging table change together or not at all.
+ * - `readings` holds at most one row per (device_id, seq): the first version stored wins.
+ *   Raw accelerometer samples are never stored (the archive keeps them), only acc_hz and
+ *   acc_samples (their count).
+ * - Timestamps are `TIMESTAMP` columns holding UTC. Not `TIMESTAMPTZ`: date_trunc and
+ *   time_bucket on TIMESTAMPTZ follow the session TimeZone setting, which would move the
+ *   minute and day boundaries with the machine's zone.
+ * - `vitals_1m` has a row for every (resident_id, minute) with at least one reading, equal to
+ *   the aggregate of that minute's rows in `readings` (recomputed from `readings`, never
+ *   incremented, so late and duplicated readings keep it exact). Per-measure counts
+ *   (hr_count, ...) are kept so coarser buckets can weigh averages by measurements.
+ * - `staging` is a TEMP table (memory only, writer connection only), empty between loads.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  BIGINT,
+  BOOLEAN,
+  DOUBLE,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  DuckDBVector,
+  LIST,
+  VARCHAR,
+  listValue,
+  type DuckDBConnection,
+  type DuckDBValue,
+  type JS,
+} from '@duckdb/node-api';
+import {
+  STEP_MINUTES,
+  type ReadingRow,
+  type ReadingsQuery,
+  type VitalsQuery,
+  type VitalsRow,
+  type Warehouse,
+  type WarehouseReading,
+} from '../types.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS readings (
+  device_id VARCHAR NOT NULL,
+  seq BIGINT NOT NULL,
+  resident_id VARCHAR NOT NULL,
+  ts TIMESTAMP NOT NULL,
+  received_at TIMESTAMP NOT NULL,
+  hr DOUBLE,
+  spo2 DOUBLE,
+  skin_temp DOUBLE,
+  steps INTEGER,
+  battery DOUBLE,
+  worn BOOLEAN,
+  charging BOOLEAN,
+  events VARCHAR[],
+  lat DOUBLE,
+  lon DOUBLE,
+  accuracy_m DOUBLE,
+  acc_hz DOUBLE,
+  acc_samples INTEGER,
+  flags VARCHAR[],
+  PRIMARY KEY (device_id, seq)
+);
+CREATE TABLE IF NOT EXISTS vitals_1m (
+  resident_id VARCHAR NOT NULL,
+  minute TIMESTAMP NOT NULL,
+  hr_avg DOUBLE,
+  hr_min DOUBLE,
+  hr_max DOUBLE,
+  hr_count BIGINT NOT NULL,
+  spo2_avg DOUBLE,
+  spo2_min DOUBLE,
+  spo2_count BIGINT NOT NULL,
+  skin_temp_avg DOUBLE,
+  skin_temp_count BIGINT NOT NULL,
+  steps BIGINT,
+  readings BIGINT NOT NULL,
+  PRIMARY KEY (resident_id, minute)
+);`;
+
+/**
+ * Staging mirrors the readings row, but numbers (seq and the epoch-ms times too) are DOUBLE:
+ * a double vector is a Float64Array the chunk fills in place, where BIGINT and TIMESTAMP
+ * vectors would need a BigInt or a value object per row. Epoch ms and seq stay exact below
+ * 2^53; the INSERT casts them.
+ */
+const STAGING_COLUMNS = [
+  ['device_id', VARCHAR],
+  ['seq', DOUBLE],
+  ['resident_id', VARCHAR],
+  ['ts_ms', DOUBLE],
+  ['received_at_ms', DOUBLE],
+  ['hr', DOUBLE],
+  ['spo2', DOUBLE],
+  ['skin_temp', DOUBLE],
+  ['steps', DOUBLE],
+  ['battery', DOUBLE],
+  ['worn', BOOLEAN],
+  ['charging', BOOLEAN],
+  ['events', LIST(VARCHAR)],
+  ['lat', DOUBLE],
+  ['lon', DOUBLE],
+  ['accuracy_m', DOUBLE],
+  ['acc_hz', DOUBLE],
+  ['acc_samples', DOUBLE],
+  ['flags', LIST(VARCHAR)],
+] as const;
+const STAGING_TYPES = STAGING_COLUMNS.map(([, type]) => type);
+const STAGING_SCHEMA = `CREATE TEMP TABLE staging (${STAGING_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')})`;
+
+const INSERT_STAGED = `
+INSERT OR IGNORE INTO readings
+SELECT device_id, CAST(seq AS BIGINT), resident_id,
+  epoch_ms(CAST(ts_ms AS BIGINT)), epoch_ms(CAST(received_at_ms AS BIGINT)),
+  hr, spo2, skin_temp, CAST(steps AS INTEGER), battery, worn, charging, events,
+  lat, lon, accuracy_m, acc_hz, CAST(acc_samples AS INTEGER), flags
+FROM staging`;
+
+/**
+ * The staged rows' minutes, recomputed from everything stored. The ts range ($lo, $hi) is a
+ * constant filter DuckDB checks against each row group's min/max, so a load reads the
+ * recent row groups rather than the whole table.
+ */
+const RECOMPUTE_MINUTES = `
+INSERT OR REPLACE INTO vitals_1m
+SELECT r.resident_id, date_trunc('minute', r.ts) AS minute,
+  avg(r.hr), min(r.hr), max(r.hr), count(r.hr),
+  avg(r.spo2), min(r.spo2), count(r.spo2),
+  avg(r.skin_temp), count(r.skin_temp),
+  CAST(sum(r.steps) AS BIGINT), count(*)
+FROM readings r
+JOIN (SELECT DISTINCT resident_id, date_trunc('minute', epoch_ms(CAST(ts_ms AS BIGINT))) AS minute FROM staging) t
+  ON r.resident_id = t.resident_id AND date_trunc('minute', r.ts) = t.minute
+WHERE r.ts >= epoch_ms($lo) AND r.ts < epoch_ms($hi)
+GROUP BY r.resident_id, date_trunc('minute', r.ts)`;
+
+const READING_COLUMNS = `
+device_id AS "deviceId", seq, resident_id AS "residentId",
+epoch_ms(ts) AS ts, epoch_ms(received_at) AS "receivedAt",
+hr, spo2, skin_temp AS "skinTemp", steps, battery, worn, charging, events,
+lat, lon, accuracy_m AS "accuracyM", acc_hz AS "accHz", acc_samples AS "accSamples", flags`;
+const READINGS_RANGE = `resident_id = $resident AND ts >= epoch_ms($from) AND ts < epoch_ms($to)`;
+const READINGS_ORDER = `ORDER BY ts, device_id, seq LIMIT $limit`;
+const SELECT_READINGS = `SELECT ${READING_COLUMNS} FROM readings WHERE ${READINGS_RANGE} ${READINGS_ORDER}`;
+const SELECT_READINGS_AFTER = `SELECT ${READING_COLUMNS} FROM readings WHERE ${READINGS_RANGE}
+  AND (ts, device_id, seq) > (epoch_ms($afterTs), $afterDevice, $afterSeq) ${READINGS_ORDER}`;
+
+/** Weighted by measurement counts, so a bucket's average is the average of its measurements. */
+const SELECT_VITALS = `
+SELECT epoch_ms(time_bucket(to_minutes($stepMinutes), minute)) AS bucket,
+  sum(hr_avg * hr_count) / nullif(sum(hr_count), 0) AS "hrAvg",
+  min(hr_min) AS "hrMin", max(hr_max) AS "hrMax",
+  sum(spo2_avg * spo2_count) / nullif(sum(spo2_count), 0) AS "spo2Avg",
+  min(spo2_min) AS "spo2Min",
+  sum(skin_temp_avg * skin_temp_count) / nullif(sum(skin_temp_count), 0) AS "skinTempAvg",
+  sum(steps) AS steps, sum(readings) AS readings
+FROM vitals_1m
+WHERE resident_id = $resident AND minute >= epoch_ms($from) AND minute < epoch_ms($to)
+GROUP BY 1 ORDER BY 1`;
+
+const MINUTE_MS = 60_000;
+
+export class DuckDbWarehouse implements Warehouse {
+  /** Loads run one after another on the writer connection: its transaction is per connection. */
+  private writing: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly writer: DuckDBConnection,
+    private readonly reader: DuckDBConnection,
+  ) {}
+
+  static async open(dataDir: string): Promise<DuckDbWarehouse> {
+    mkdirSync(dataDir, { recursive: true });
+    const instance = await DuckDBInstance.create(join(dataDir, 'warehouse.duckdb'));
+    try {
+      const writer = await instance.connect();
+      await writer.run(SCHEMA);
+      await writer.run(STAGING_SCHEMA);
+      return new DuckDbWarehouse(instance, writer, await instance.connect());
+    } catch (err) {
+      instance.closeSync();
+      throw err;
+    }
+  }
+
+  load(rows: WarehouseReading[]): Promise<{ inserted: number }> {
+    const run = this.writing.then(() => this.loadNow(rows));
+    this.writing = run.catch(() => undefined);
+    return run;
+  }
+
+  private async loadNow(rows: WarehouseReading[]): Promise<{ inserted: number }> {
+    if (rows.length === 0) return { inserted: 0 };
+    await this.writer.run('BEGIN TRANSACTION');
+    try {
+      const span = await this.stage(rows);
+      const inserted = Number((await this.writer.runAndReadAll(INSERT_STAGED)).getColumns()[0][0]);
+      if (inserted > 0) {
+        await this.writer.run(RECOMPUTE_MINUTES, { lo: span.lo, hi: span.hi }, { lo: BIGINT, hi: BIGINT });
+      }
+      await this.writer.run('DELETE FROM staging');
+      await this.writer.run('COMMIT');
+      return { inserted };
+    } catch (err) {
+      // A failed COMMIT has already ended the transaction; the original error is the one to report.
+      await this.writer.run('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Appends the rows to staging a data chunk at a time; returns the minutes they span. */
+  private async stage(rows: WarehouseReading[]): Promise<{ lo: number; hi: number }> {
+    const appender = await this.writer.createAppender('staging', null, 'temp');
+    const chunkRows = DuckDBVector.standardSize();
+    let minTs = Infinity;
+    let maxTs = -Infinity;
+    try {
+      for (let start = 0; start < rows.length; start += chunkRows) {
+        const end = Math.min(start + chunkRows, rows.length);
+        appender.appendDataChunk(fillChunk(rows, start, end));
+        for (let i = start; i < end; i++) {
+          const ts = rows[i].ts;
+          if (ts < minTs) minTs = ts;
+          if (ts > maxTs) maxTs = ts;
+        }
+      }
+    } finally {
+      appender.closeSync();
+    }
+    return { lo: floorToMinute(minTs), hi: floorToMinute(maxTs) + MINUTE_MS };
+  }
+
+  async readings(q: ReadingsQuery): Promise<ReadingRow[]> {
+    const values: Record<string, DuckDBValue> = { resident: q.residentId, from: q.from, to: q.to, limit: q.limit };
+    const types = { resident: VARCHAR, from: BIGINT, to: BIGINT, limit: BIGINT, afterTs: BIGINT, afterDevice: VARCHAR, afterSeq: BIGINT };
+    if (q.after) Object.assign(values, { afterTs: q.after.ts, afterDevice: q.after.deviceId, afterSeq: q.after.seq });
+    const reader = await this.reader.runAndReadAll(q.after ? SELECT_READINGS_AFTER : SELECT_READINGS, values, types);
+    return reader.getRowObjectsJS().map(toReadingRow);
+  }
+
+  async vitals(q: VitalsQuery): Promise<VitalsRow[]> {
+    const reader = await this.reader.runAndReadAll(
+      SELECT_VITALS,
+      { resident: q.residentId, from: q.from, to: q.to, stepMinutes: STEP_MINUTES[q.step] },
+      { resident: VARCHAR, from: BIGINT, to: BIGINT, stepMinutes: BIGINT },
+    );
+    return reader.getRowObjectsJS().map(toVitalsRow);
+  }
+
+  async close(): Promise<void> {
+    await this.writing;
+    this.reader.closeSync();
+    this.writer.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+/** Writes straight into the chunk's vectors: no per-row value objects for the common columns. */
+function fillChunk(rows: WarehouseReading[], start: number, end: number): DuckDBDataChunk {
+  const chunk = DuckDBDataChunk.create(STAGING_TYPES, end - start);
+  const v = STAGING_TYPES.map((_, i) => chunk.getColumnVector(i));
+  for (let i = 0; i < end - start; i++) {
+    const r = rows[start + i];
+    v[0].setItem(i, r.deviceId);
+    v[1].setItem(i, r.seq);
+    v[2].setItem(i, r.residentId);
+    v[3].setItem(i, r.ts);
+    v[4].setItem(i, r.receivedAt);
+    v[5].setItem(i, r.hr ?? null);
+    v[6].setItem(i, r.spo2 ?? null);
+    v[7].setItem(i, r.skinTemp ?? null);
+    v[8].setItem(i, r.steps ?? null);
+    v[9].setItem(i, r.battery ?? null);
+    v[10].setItem(i, r.worn ?? null);
+    v[11].setItem(i, r.charging ?? null);
+    v[12].setItem(i, r.events ? listValue(r.events) : null);
+    v[13].setItem(i, r.location?.lat ?? null);
+    v[14].setItem(i, r.location?.lon ?? null);
+    v[15].setItem(i, r.location?.accuracyM ?? null);
+    v[16].setItem(i, r.acc?.hz ?? null);
+    v[17].setItem(i, r.acc ? r.acc.samples.length : null);
+    v[18].setItem(i, r.flags ? listValue(r.flags) : null);
+  }
+  for (const vector of v) vector.flush();
+  return chunk;
+}
+
+function floorToMinute(ms: number): number {
+  return Math.floor(ms / MINUTE_MS) * MINUTE_MS;
+}
+
+function iso(ms: JS): string {
+  return new Date(Number(ms)).toISOString();
+}
+
+function num(v: JS): number | null {
+  return v === null ? null : Number(v);
+}
+
+function strings(v: JS): string[] | null {
+  return v === null ? null : (v as string[]);
+}
+
+function toReadingRow(o: Record<string, JS>): ReadingRow {
+  return {
+    deviceId: o.deviceId as string,
+    seq: Number(o.seq),
+    residentId: o.residentId as string,
+    ts: iso(o.ts),
+    receivedAt: iso(o.receivedAt),
+    hr: num(o.hr),
+    spo2: num(o.spo2),
+    skinTemp: num(o.skinTemp),
+    steps: num(o.steps),
+    battery: num(o.battery),
+    worn: o.worn as boolean | null,
+    charging: o.charging as boolean | null,
+    events: strings(o.events),
+    lat: num(o.lat),
+    lon: num(o.lon),
+    accuracyM: num(o.accuracyM),
+    accHz: num(o.accHz),
+    accSamples: num(o.accSamples),
+    flags: strings(o.flags),
+  };
+}
+
+function toVitalsRow(o: Record<string, JS>): VitalsRow {
+  return {
+    bucket: iso(o.bucket),
+    hrAvg: num(o.hrAvg),
+    hrMin: num(o.hrMin),
+    hrMax: num(o.hrMax),
+    spo2Avg: num(o.spo2Avg),
+    spo2Min: num(o.spo2Min),
+    skinTempAvg: num(o.skinTempAvg),
+    steps: num(o.steps),
+    readings: Number(o.readings),
+  };
+}

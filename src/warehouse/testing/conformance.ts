@@ -1,0 +1,331 @@
+/**
+ * The warehouse conformance suite: the guarantees of `Warehouse` (see ../types.ts), written
+ * against the interface only. Every backend's test file calls `warehouseConformance`.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ReadingRow, Warehouse, WarehouseReading } from '../types.js';
+
+/**
+ * Opens the warehouse stored under `storage`: a name not used before gives empty storage,
+ * the same name again (after `close`) the same data, as after a restart.
+ */
+export type OpenWarehouse = (storage: string) => Promise<Warehouse>;
+
+const T0 = Date.UTC(2024, 0, 15, 10, 0, 0);
+const at = (hh: number, mm: number, ss: number, day = 15) => Date.UTC(2024, 0, day, hh, mm, ss);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function reading(deviceId: string, seq: number, ts: number, extra: Partial<WarehouseReading> = {}): WarehouseReading {
+  return { deviceId, seq, ts, receivedAt: ts + 1500, residentId: `res-${deviceId}`, ...extra };
+}
+
+/** Every reading every 5 s of one device, hr rising with seq. */
+function series(deviceId: string, seqs: number[]): WarehouseReading[] {
+  return seqs.map((seq) => reading(deviceId, seq, T0 + seq * 5000, { hr: 60 + seq, steps: 1 }));
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+export function warehouseConformance(name: string, open: OpenWarehouse): void {
+  describe(`warehouse conformance: ${name}`, () => {
+    const opened = new Set<Warehouse>();
+    let storageId = 0;
+    const fresh = async (): Promise<[Warehouse, string]> => {
+      const storage = `${name}-${process.pid}-${Date.now()}-${storageId++}`;
+      const wh = await open(storage);
+      opened.add(wh);
+      return [wh, storage];
+    };
+    const close = async (wh: Warehouse) => {
+      opened.delete(wh);
+      await wh.close();
+    };
+    afterEach(async () => {
+      for (const wh of opened) await wh.close();
+      opened.clear();
+    });
+
+    const allReadings = (wh: Warehouse, residentId: string) =>
+      wh.readings({ residentId, from: 0, to: Date.UTC(2100, 0, 1), limit: 100_000 });
+    const minute = (wh: Warehouse, residentId: string, ts: number) =>
+      wh.vitals({ residentId, from: ts, to: ts + 60_000, step: '1m' }).then((rows) => rows[0]);
+
+    it('stores every field of a reading, null where absent, and no raw samples', async () => {
+      const [wh] = await fresh();
+      const full = reading('band-a', 7, at(10, 0, 5), {
+        receivedAt: at(10, 0, 9),
+        hr: 72.5,
+        spo2: 97,
+        skinTemp: 33.25,
+        steps: 12,
+        battery: 81,
+        worn: true,
+        charging: false,
+        events: ['SOS', 'FALL'],
+        location: { lat: 48.8566, lon: 2.3522, accuracyM: 15 },
+        acc: { hz: 25, samples: [[0, 0, 1], [0.1, 0, 0.9], [0, 0.2, 1.1]] },
+        flags: ['hr:out_of_range', 'ts:future'],
+      });
+      const bare = reading('band-a', 8, at(10, 0, 10));
+      expect(await wh.load([full, bare])).toEqual({ inserted: 2 });
+      expect(await allReadings(wh, 'res-band-a')).toEqual<ReadingRow[]>([
+        {
+          deviceId: 'band-a',
+          seq: 7,
+          residentId: 'res-band-a',
+          ts: '2024-01-15T10:00:05.000Z',
+          receivedAt: '2024-01-15T10:00:09.000Z',
+          hr: 72.5,
+          spo2: 97,
+          skinTemp: 33.25,
+          steps: 12,
+          battery: 81,
+          worn: true,
+          charging: false,
+          events: ['SOS', 'FALL'],
+          lat: 48.8566,
+          lon: 2.3522,
+          accuracyM: 15,
+          accHz: 25,
+          accSamples: 3,
+          flags: ['hr:out_of_range', 'ts:future'],
+        },
+        {
+          deviceId: 'band-a',
+          seq: 8,
+          residentId: 'res-band-a',
+          ts: '2024-01-15T10:00:10.000Z',
+          receivedAt: '2024-01-15T10:00:11.500Z',
+          hr: null,
+          spo2: null,
+          skinTemp: null,
+          steps: null,
+          battery: null,
+          worn: null,
+          charging: null,
+          events: null,
+          lat: null,
+          lon: null,
+          accuracyM: null,
+          accHz: null,
+          accSamples: null,
+          flags: null,
+        },
+      ]);
+      expect(await wh.load([])).toEqual({ inserted: 0 });
+    });
+
+    it('is idempotent on (deviceId, seq): same, overlapping and self-duplicated batches', async () => {
+      const [wh] = await fresh();
+      const hour = { residentId: 'res-band-a', from: T0, to: T0 + 3_600_000, step: '1m' } as const;
+      expect(await wh.load(series('band-a', range(0, 10)))).toEqual({ inserted: 10 });
+      const once = [await allReadings(wh, 'res-band-a'), await wh.vitals(hour)];
+      expect(await wh.load(series('band-a', range(0, 10)))).toEqual({ inserted: 0 });
+      expect([await allReadings(wh, 'res-band-a'), await wh.vitals(hour)]).toEqual(once);
+      expect(await wh.load(series('band-a', range(5, 15)))).toEqual({ inserted: 5 });
+      const twice = series('band-a', [15, 15, 16]);
+      expect(await wh.load(twice)).toEqual({ inserted: 2 });
+      // A replayed reading that differs (a re-sent, re-sanitized copy) does not overwrite the stored one.
+      await wh.load([reading('band-a', 3, T0 + 3 * 5000, { hr: 200, steps: 50 })]);
+
+      const rows = await allReadings(wh, 'res-band-a');
+      expect(rows.map((r) => r.seq)).toEqual(range(0, 17));
+      expect(rows[3].hr).toBe(63);
+      const vitals = await wh.vitals(hour);
+      // 12 readings a minute (hr 60..71), then seqs 12..16 (hr 72..76).
+      expect(vitals).toEqual([
+        { bucket: iso(T0), hrAvg: 65.5, hrMin: 60, hrMax: 71, spo2Avg: null, spo2Min: null, skinTempAvg: null, steps: 12, readings: 12 },
+        { bucket: iso(T0 + 60_000), hrAvg: 74, hrMin: 72, hrMax: 76, spo2Avg: null, spo2Min: null, skinTempAvg: null, steps: 5, readings: 5 },
+      ]);
+    });
+
+    it('leaves nothing behind when a load fails, and loads again afterwards', async () => {
+      const [wh] = await fresh();
+      const good = series('band-a', range(0, 20));
+      // A row no engine can store (residentId is required) fails the load after the others were staged.
+      const broken = reading('band-a', 99, T0, { residentId: null as unknown as string });
+      await expect(wh.load([...good, broken])).rejects.toThrow();
+      expect(await allReadings(wh, 'res-band-a')).toEqual([]);
+      expect(await minute(wh, 'res-band-a', T0)).toBeUndefined();
+      expect(await wh.load(good)).toEqual({ inserted: 20 });
+      expect(await minute(wh, 'res-band-a', T0)).toMatchObject({ readings: 12, steps: 12 });
+    });
+
+    it('keeps aggregates exact under concurrent, overlapping loads', async () => {
+      const [wh] = await fresh();
+      const batches = [range(0, 40), range(30, 70), range(10, 50), range(60, 100)].map((seqs) => series('band-a', seqs));
+      const results = await Promise.all([
+        ...batches.map((b) => wh.load(b)),
+        wh.readings({ residentId: 'res-band-a', from: T0, to: T0 + 3_600_000, limit: 1000 }),
+      ]);
+      const inserted = results.slice(0, 4).reduce((sum, r) => sum + (r as { inserted: number }).inserted, 0);
+      expect(inserted).toBe(100);
+      expect(await wh.vitals({ residentId: 'res-band-a', from: T0, to: T0 + 3_600_000, step: '1h' })).toEqual([
+        { bucket: iso(T0), hrAvg: 109.5, hrMin: 60, hrMax: 159, spo2Avg: null, spo2Min: null, skinTempAvg: null, steps: 100, readings: 100 },
+      ]);
+    });
+
+    it('recomputes a minute exactly when late readings arrive', async () => {
+      const [wh] = await fresh();
+      const m = at(10, 7, 0);
+      await wh.load([
+        reading('band-a', 100, m + 0, { hr: 60, spo2: 95, steps: 3 }),
+        reading('band-a', 101, m + 10_000, { hr: 70, spo2: 97, steps: 4 }),
+        reading('band-a', 103, m + 30_000, { hr: 80 }),
+      ]);
+      expect(await minute(wh, 'res-band-a', m)).toEqual({
+        bucket: iso(m), hrAvg: 70, hrMin: 60, hrMax: 80, spo2Avg: 96, spo2Min: 95, skinTempAvg: null, steps: 7, readings: 3,
+      });
+      // The phone was out of range: seq 102 arrives after 103, with a reading of the next minute.
+      const late = [reading('band-a', 102, m + 20_000, { hr: 110, spo2: 90, skinTemp: 34, steps: 1 }), reading('band-a', 104, m + 60_000, { hr: 75 })];
+      expect(await wh.load(late)).toEqual({ inserted: 2 });
+      expect(await wh.load(late)).toEqual({ inserted: 0 });
+      expect(await minute(wh, 'res-band-a', m)).toEqual({
+        bucket: iso(m), hrAvg: 80, hrMin: 60, hrMax: 110, spo2Avg: 94, spo2Min: 90, skinTempAvg: 34, steps: 8, readings: 4,
+      });
+      expect(await minute(wh, 'res-band-a', m + 60_000)).toMatchObject({ hrAvg: 75, readings: 1 });
+    });
+
+    it('pages a resident\'s readings in [from, to) by (ts, deviceId, seq) with a keyset cursor', async () => {
+      const [wh] = await fresh();
+      const rows: WarehouseReading[] = [];
+      for (let i = 0; i < 10; i++) {
+        // Two bands of one resident at the same instants: the tie is broken by deviceId.
+        rows.push(reading('band-b', 50 + i, T0 + i * 5000, { residentId: 'res-1', hr: 70 }));
+        rows.push(reading('band-a', 900 + i, T0 + i * 5000, { residentId: 'res-1', hr: 71 }));
+        rows.push(reading('band-c', i, T0 + i * 5000, { residentId: 'res-2', hr: 72 }));
+      }
+      await wh.load(rows.reverse());
+      const from = T0 + 5000;
+      const to = T0 + 9 * 5000;
+      const expected = rows
+        .filter((r) => r.residentId === 'res-1' && r.ts >= from && r.ts < to)
+        .sort((x, y) => x.ts - y.ts || (x.deviceId < y.deviceId ? -1 : 1))
+        .map((r) => `${r.deviceId}/${r.seq}`);
+      expect(expected).toHaveLength(16);
+
+      const pages: string[][] = [];
+      let after: { ts: number; deviceId: string; seq: number } | undefined;
+      for (;;) {
+        const page = await wh.readings({ residentId: 'res-1', from, to, limit: 5, after });
+        if (page.length === 0) break;
+        pages.push(page.map((r) => `${r.deviceId}/${r.seq}`));
+        const last = page[page.length - 1];
+        after = { ts: Date.parse(last.ts), deviceId: last.deviceId, seq: last.seq };
+      }
+      expect(pages.map((p) => p.length)).toEqual([5, 5, 5, 1]);
+      expect(pages.flat()).toEqual(expected);
+      expect(pages[0].slice(0, 2)).toEqual(['band-a/901', 'band-b/51']);
+      expect(await wh.readings({ residentId: 'res-1', from: to, to: to + 5000, limit: 10 })).toHaveLength(2);
+      expect(await wh.readings({ residentId: 'nobody', from, to, limit: 10 })).toEqual([]);
+    });
+
+    it('aggregates vitals per UTC bucket at 1m, 15m, 1h and 1d, weighing averages by measurements', async () => {
+      const [wh] = await fresh();
+      const d = (ts: number, seq: number, extra: Partial<WarehouseReading>) => reading('band-v', seq, ts, { residentId: 'res-v', ...extra });
+      await wh.load([
+        d(at(10, 0, 5), 1, { hr: 60, spo2: 95, skinTemp: 33, steps: 10 }),
+        d(at(10, 0, 35), 2, { hr: 80, spo2: 97, steps: 20 }),
+        d(at(10, 1, 10), 3, { hr: 100 }),
+        d(at(10, 2, 0), 4, { worn: false }),
+        d(at(10, 14, 50), 5, { hr: 70, spo2: 99, skinTemp: 34, steps: 5 }),
+        d(at(10, 15, 0), 6, { hr: 90, spo2: 93, steps: 1 }),
+        d(at(11, 30, 0), 7, { hr: 50, skinTemp: 35, steps: 100 }),
+        d(at(0, 0, 0, 16), 8, { hr: 65, spo2: 96 }),
+        reading('band-x', 1, at(10, 0, 10), { residentId: 'res-other', hr: 150, steps: 1000 }),
+      ]);
+      const q = (step: '1m' | '15m' | '1h' | '1d', from = Date.UTC(2024, 0, 15), to = Date.UTC(2024, 0, 17)) =>
+        wh.vitals({ residentId: 'res-v', from, to, step });
+      const row = (bucket: number, hr: [number, number, number] | null, spo2: [number, number] | null, skinTempAvg: number | null, steps: number | null, readings: number) => ({
+        bucket: iso(bucket),
+        hrAvg: hr?.[0] ?? null,
+        hrMin: hr?.[1] ?? null,
+        hrMax: hr?.[2] ?? null,
+        spo2Avg: spo2?.[0] ?? null,
+        spo2Min: spo2?.[1] ?? null,
+        skinTempAvg,
+        steps,
+        readings,
+      });
+      const day16 = at(0, 0, 0, 16);
+      expect(await q('1m')).toEqual([
+        row(at(10, 0, 0), [70, 60, 80], [96, 95], 33, 30, 2),
+        row(at(10, 1, 0), [100, 100, 100], null, null, null, 1),
+        row(at(10, 2, 0), null, null, null, null, 1),
+        row(at(10, 14, 0), [70, 70, 70], [99, 99], 34, 5, 1),
+        row(at(10, 15, 0), [90, 90, 90], [93, 93], null, 1, 1),
+        row(at(11, 30, 0), [50, 50, 50], null, 35, 100, 1),
+        row(day16, [65, 65, 65], [96, 96], null, null, 1),
+      ]);
+      expect(await q('15m')).toEqual([
+        row(at(10, 0, 0), [77.5, 60, 100], [97, 95], 33.5, 35, 5),
+        row(at(10, 15, 0), [90, 90, 90], [93, 93], null, 1, 1),
+        row(at(11, 30, 0), [50, 50, 50], null, 35, 100, 1),
+        row(day16, [65, 65, 65], [96, 96], null, null, 1),
+      ]);
+      expect(await q('1h')).toEqual([
+        row(at(10, 0, 0), [80, 60, 100], [96, 93], 33.5, 36, 6),
+        row(at(11, 0, 0), [50, 50, 50], null, 35, 100, 1),
+        row(day16, [65, 65, 65], [96, 96], null, null, 1),
+      ]);
+      expect(await q('1d')).toEqual([
+        row(Date.UTC(2024, 0, 15), [75, 50, 100], [96, 93], 34, 136, 7),
+        row(day16, [65, 65, 65], [96, 96], null, null, 1),
+      ]);
+      // Minutes starting in [from, to) only.
+      expect((await q('1m', at(10, 1, 0), at(10, 15, 0))).map((r) => r.bucket)).toEqual([at(10, 1, 0), at(10, 2, 0), at(10, 14, 0)].map(iso));
+      expect(await q('1d', Date.UTC(2024, 0, 17), Date.UTC(2024, 0, 18))).toEqual([]);
+    });
+
+    it('keeps its data through close and reopen', async () => {
+      const [wh, storage] = await fresh();
+      await wh.load(series('band-a', range(0, 30)));
+      await close(wh);
+      const again = await open(storage);
+      opened.add(again);
+      expect((await allReadings(again, 'res-band-a')).map((r) => r.seq)).toEqual(range(0, 30));
+      expect(await again.load(series('band-a', range(25, 35)))).toEqual({ inserted: 5 });
+      const vitals = await again.vitals({ residentId: 'res-band-a', from: T0, to: T0 + 3_600_000, step: '1h' });
+      expect(vitals).toEqual([
+        { bucket: iso(T0), hrAvg: 60 + 34 / 2, hrMin: 60, hrMax: 94, spo2Avg: null, spo2Min: null, skinTempAvg: null, steps: 35, readings: 35 },
+      ]);
+    });
+
+    it('loads 100k readings in batches of 5000 (throughput logged)', { timeout: 120_000 }, async () => {
+      const [wh] = await fresh();
+      const devices = 50;
+      const perDevice = 2000;
+      const burst: [number, number, number][] = Array.from({ length: 125 }, (_, i) => [0.01 * i, 0, 1]);
+      const rows: WarehouseReading[] = [];
+      // Time-major, as a stream delivers it: every band's reading for an instant, then the next.
+      for (let s = 0; s < perDevice; s++) {
+        for (let dev = 0; dev < devices; dev++) {
+          rows.push(
+            reading(`band-${dev}`, s, T0 + s * 5000, {
+              hr: 60 + (s % 40),
+              spo2: 95 + (s % 5),
+              skinTemp: 33 + (s % 3) / 2,
+              steps: s % 7,
+              battery: 90,
+              worn: true,
+              charging: false,
+              acc: { hz: 25, samples: burst },
+              location: s % 10 === 0 ? { lat: 48.85, lon: 2.35, accuracyM: 20 } : undefined,
+              events: s === 1000 && dev === 0 ? ['SOS'] : undefined,
+            }),
+          );
+        }
+      }
+      const started = performance.now();
+      let inserted = 0;
+      for (let i = 0; i < rows.length; i += 5000) inserted += (await wh.load(rows.slice(i, i + 5000))).inserted;
+      const seconds = (performance.now() - started) / 1000;
+      console.log(`[warehouse ${name}] load: ${rows.length} rows in ${seconds.toFixed(2)} s = ${Math.round(rows.length / seconds)} rows/s (batches of 5000)`);
+      expect(inserted).toBe(rows.length);
+      const day = await wh.vitals({ residentId: 'res-band-7', from: Date.UTC(2024, 0, 15), to: Date.UTC(2024, 0, 16), step: '1d' });
+      expect(day).toHaveLength(1);
+      expect(day[0].readings).toBe(perDevice);
+      expect(day[0].steps).toBe(rows.filter((r) => r.deviceId === 'band-7').reduce((sum, r) => sum + r.steps!, 0));
+    });
+  });
+}

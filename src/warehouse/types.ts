@@ -1,0 +1,108 @@
+/**
+ * The warehouse: consolidated readings and per-minute vitals that third-party apps and
+ * analysts query (DESIGN §1, §2). Engines: DuckDB (embedded default), PostgreSQL.
+ *
+ * Lifecycle: open (backend's static factory) → `load`/`readings`/`vitals`… → `close()`.
+ *
+ * Guarantees every backend keeps (the conformance suite in testing/ checks them):
+ * - `load` is idempotent on (deviceId, seq) (DESIGN §3.2): a reading whose key is already
+ *   stored is ignored (the stored version wins), so loading the same or overlapping rows
+ *   again changes nothing. When `load` resolves, its rows and the aggregates derived from
+ *   them are durable; when it rejects, none of them is visible.
+ * - Aggregates are exact whatever the arrival order: late and duplicated readings leave the
+ *   minute vitals as if every reading had arrived once, in order.
+ * - Raw accelerometer samples are not kept (the archive keeps them): only their rate and
+ *   count.
+ * - Time is UTC: timestamps come back as ISO-8601 strings, buckets start on UTC boundaries.
+ * - `load` may be called concurrently with itself and with queries; queries see only
+ *   committed loads.
+ */
+import type { Reading } from '../core/reading.js';
+
+/** A reading with the resident its device was assigned to when it was accepted. */
+export type WarehouseReading = Reading & { residentId: string };
+
+/** One stored reading. Measurements the device did not send are null. */
+export interface ReadingRow {
+  deviceId: string;
+  seq: number;
+  residentId: string;
+  /** Device time, ISO-8601 UTC. */
+  ts: string;
+  /** Server receive time, ISO-8601 UTC. */
+  receivedAt: string;
+  hr: number | null;
+  spo2: number | null;
+  skinTemp: number | null;
+  steps: number | null;
+  battery: number | null;
+  worn: boolean | null;
+  charging: boolean | null;
+  events: string[] | null;
+  lat: number | null;
+  lon: number | null;
+  accuracyM: number | null;
+  accHz: number | null;
+  /** How many accelerometer samples the reading carried. */
+  accSamples: number | null;
+  flags: string[] | null;
+}
+
+/** Keyset cursor: the (ts, deviceId, seq) of the last row of the previous page. */
+export interface ReadingCursor {
+  /** Epoch ms. */
+  ts: number;
+  deviceId: string;
+  seq: number;
+}
+
+export interface ReadingsQuery {
+  residentId: string;
+  /** Epoch ms, inclusive. */
+  from: number;
+  /** Epoch ms, exclusive. */
+  to: number;
+  limit: number;
+  after?: ReadingCursor;
+}
+
+export type VitalsStep = '1m' | '15m' | '1h' | '1d';
+
+export interface VitalsQuery {
+  residentId: string;
+  /** Epoch ms, inclusive: minutes starting at or after it. */
+  from: number;
+  /** Epoch ms, exclusive: minutes starting before it. */
+  to: number;
+  step: VitalsStep;
+}
+
+/**
+ * Vitals over one bucket. Averages weigh every measurement equally (not every minute);
+ * a value is null when no reading of the bucket carried that measurement.
+ */
+export interface VitalsRow {
+  /** Start of the bucket, ISO-8601 UTC. */
+  bucket: string;
+  hrAvg: number | null;
+  hrMin: number | null;
+  hrMax: number | null;
+  spo2Avg: number | null;
+  spo2Min: number | null;
+  skinTempAvg: number | null;
+  steps: number | null;
+  /** Readings stored for the bucket. */
+  readings: number;
+}
+
+export interface Warehouse {
+  /** Stores the rows not stored yet and recomputes the minutes they touch; durable when resolved. */
+  load(rows: WarehouseReading[]): Promise<{ inserted: number }>;
+  /** A resident's readings in [from, to), ordered by (ts, deviceId, seq), after the cursor. */
+  readings(q: ReadingsQuery): Promise<ReadingRow[]>;
+  /** A resident's vitals per UTC bucket of `step`, oldest first; buckets without readings are absent. */
+  vitals(q: VitalsQuery): Promise<VitalsRow[]>;
+  close(): Promise<void>;
+}
+
+export const STEP_MINUTES: Readonly<Record<VitalsStep, number>> = { '1m': 1, '15m': 15, '1h': 60, '1d': 1440 };

@@ -1,0 +1,116 @@
+/** Shared pieces of the end-to-end tests: a Vigil on temp dirs, an API client, a webhook receiver. */
+import { mkdtempSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { loadConfig, type SettingKey } from '../src/core/config.js';
+import { startVigil, type Vigil } from '../src/app.js';
+import { createLogger } from '../src/core/logger.js';
+
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+
+export function tempDir(prefix = 'vigil-e2e-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startTestVigil(overrides: Partial<Record<SettingKey, unknown>> = {}, dataDir = tempDir()): Promise<Vigil> {
+  const config = loadConfig({
+    env: {},
+    file: undefined,
+    overrides: {
+      port: 0,
+      dataDir,
+      adminKey: ADMIN_KEY,
+      'log.level': 'warn',
+      'processor.leaseMs': 3000,
+      'archive.flushIntervalMs': 300,
+      'notify.retryBaseMs': 100,
+      ...overrides,
+    },
+  });
+  return startVigil({ config, log: createLogger('warn', 'test') });
+}
+
+export interface ApiResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+export async function api<T = any>(base: string, method: string, path: string, opts: { token?: string; body?: unknown; raw?: Buffer | string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | Buffer | undefined;
+  if (opts.raw !== undefined) body = opts.raw;
+  else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+  if (body !== undefined) headers['content-type'] ??= 'application/json';
+  const res = await fetch(base + path, { method, headers, body });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // keep text
+  }
+  return { status: res.status, headers: res.headers, body: parsed as T };
+}
+
+export const gzip = (value: unknown) => gzipSync(Buffer.from(JSON.stringify(value)));
+
+/** Registers a resident with one device and (optionally) a webhook contact. */
+export async function registerResident(base: string, deviceId: string, webhookUrl?: string) {
+  const resident = await api(base, 'POST', '/v1/residents', { token: ADMIN_KEY, body: { name: `Resident of ${deviceId}`, timezone: 'Europe/Paris' } });
+  if (resident.status !== 201) throw new Error(`resident: ${resident.status} ${JSON.stringify(resident.body)}`);
+  const device = await api(base, 'POST', '/v1/devices', { token: ADMIN_KEY, body: { deviceId, residentId: resident.body.id } });
+  if (device.status !== 201) throw new Error(`device: ${device.status} ${JSON.stringify(device.body)}`);
+  let webhookSecret: string | undefined;
+  if (webhookUrl) {
+    const contact = await api(base, 'POST', `/v1/residents/${resident.body.id}/contacts`, { token: ADMIN_KEY, body: { name: 'Daughter', phone: '+33 6 12 34 56 78', webhookUrl } });
+    if (contact.status !== 201) throw new Error(`contact: ${contact.status} ${JSON.stringify(contact.body)}`);
+    webhookSecret = contact.body.webhookSecret;
+  }
+  return { residentId: resident.body.id as string, deviceId, token: device.body.token as string, webhookSecret };
+}
+
+export interface Delivery {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver on 127.0.0.1 that records every delivery; `failFirst` answers 500 that many times. */
+export async function webhookReceiver(failFirst = 0): Promise<{ url: string; deliveries: Delivery[]; close(): Promise<void> }> {
+  const deliveries: Delivery[] = [];
+  let failures = failFirst;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (failures > 0) {
+        failures--;
+        res.writeHead(500).end('try later');
+        return;
+      }
+      deliveries.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return { url: `http://127.0.0.1:${port}/hook`, deliveries, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** A plausible reading at event time `ts` (ms). */
+export function reading(deviceId: string, seq: number, ts: number, extra: Record<string, unknown> = {}) {
+  return { deviceId, seq, ts: new Date(ts).toISOString(), hr: 72, spo2: 97, skinTemp: 33.1, steps: 4, battery: 80, worn: true, charging: false, ...extra };
+}
