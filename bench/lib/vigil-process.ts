@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from './bare-server.js';
 import { freePort, spawnNode, waitForHttp, type Child } from './children.js';
 
@@ -25,6 +26,8 @@ export interface VigilProcessOptions {
   flags?: Record<string, string | number>;
   /** Node options placed before the script, e.g. `['--cpu-prof', '--cpu-prof-dir', dir]`. */
   nodeArgs?: string[];
+  /** Diagnostic: ingest and stream writer only, no consumer group (vigil-ingest-only-child.ts). */
+  ingestOnly?: boolean;
 }
 
 export async function startVigilProcess(opts: VigilProcessOptions = {}): Promise<VigilProcess> {
@@ -44,7 +47,10 @@ export async function startVigilProcess(opts: VigilProcessOptions = {}): Promise
     '--log-level': 'warn',
     ...opts.flags,
   };
-  const args = [...(opts.nodeArgs ?? []), 'bin/vigil.js', 'start', ...Object.entries(flags).flatMap(([k, v]) => [k, String(v)])];
+  const script = opts.ingestOnly
+    ? ['--import', 'tsx', fileURLToPath(new URL('./vigil-ingest-only-child.ts', import.meta.url))]
+    : ['bin/vigil.js', 'start'];
+  const args = [...(opts.nodeArgs ?? []), ...script, ...Object.entries(flags).flatMap(([k, v]) => [k, String(v)])];
   // VIGIL_* variables of the caller's shell must not change what is measured.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VIGIL_')));
   const child = spawnNode('vigil', args, { cwd: REPO_ROOT, env });

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, configTable, flagName, loadConfig, SETTINGS } from '../core/config.js';
 import { openStore } from '../store/registry.js';
 import { AdminAuth } from '../api/admin-auth.js';
+import { VigilError } from '../core/errors.js';
 
 const HELP = `Usage: vigil <command> [options]
 
@@ -98,7 +99,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {
-  const known = err instanceof ConfigError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
+  const known = err instanceof ConfigError || err instanceof VigilError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS');
   process.stderr.write(`vigil: ${known ? err.message : (err.stack ?? err.message)}\n`);
   process.exit(known ? 2 : 1);
 });

@@ -3,6 +3,7 @@
  * Vigil's group and shows its progress until it has caught up again.
  */
 import { ProgressBar } from './progress.js';
+import { parsePosition } from '../stream/positions.js';
 
 interface GroupView {
   name: string;
@@ -31,6 +32,7 @@ async function call(url: string, adminKey: string, init: RequestInit = {}): Prom
 }
 
 export async function runReplay(o: ReplayOptions): Promise<{ records: number; ms: number }> {
+  parsePosition(o.from); // a typo fails here, before anything is rewound
   const bar = o.bar ?? new ProgressBar();
   const started = Date.now();
   const groupOf = async () => {

@@ -10,6 +10,8 @@
  * - Progress: each owned partition is read in order from its checkpoint; the group flushes
  *   (sink durable, then fenced checkpoint) when it has gathered enough or waited long
  *   enough. At-least-once: after a crash, records after the checkpoint are handled again.
+ * - Not yet: moving leases that are alive to a worker that joins later (it gets partitions
+ *   as they expire or are released); that rebalancing comes with multi-worker deployments.
  * - Failure of the sink: the partition is closed and reopened from its checkpoint after an
  *   exponential backoff, so a full disk or a stopped database delays but loses nothing.
  */

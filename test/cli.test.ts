@@ -1,0 +1,114 @@
+/**
+ * The `vigil` command as a user runs it (compiled code, child processes): help, config
+ * errors, `start` with the simulator and a clean Ctrl-C, and `replay` with its progress.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Vigil } from '../src/app.js';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { EmbeddedStream } from '../src/stream/embedded/embedded-stream.js';
+import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor } from './helpers.js';
+
+const BIN = new URL('../bin/vigil.js', import.meta.url).pathname;
+const vigilCli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+describe('vigil CLI', () => {
+  it('prints help with the commands', () => {
+    const out = vigilCli(['--help']);
+    expect(out.status).toBe(0);
+    for (const cmd of ['start', 'simulate', 'replay', '--group', '--from', '--devices', '--rate']) expect(out.stdout).toContain(cmd);
+  });
+
+  it('refuses a bad setting, naming the key and what is allowed', () => {
+    const flag = vigilCli(['start', '--stream-partitions', 'lots']);
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toContain('config key stream.partitions (flag --stream-partitions): must be an integer from 1 to 1024; got "lots"');
+    const env = vigilCli(['start'], { VIGIL_PORT: '-1' });
+    expect(env.status).toBe(2);
+    expect(env.stderr).toContain('config key port (env VIGIL_PORT): must be an integer from 0 to 65535');
+    const unknown = vigilCli(['start', '--prot', '1']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/Unknown option '--prot'/);
+    expect(vigilCli(['config']).stdout).toContain('VIGIL_INGEST_RATE_LIMIT_PER_SECOND');
+  });
+
+  it('start runs a simulated fleet, prints where to look and its status, and stops cleanly on Ctrl-C', async () => {
+    const dataDir = tempDir('vigil-start-');
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, 'start', '--simulate', '3', '--port', String(port), '--data-dir', dataDir, '--status-interval-ms', '1000', '--log-level', 'warn'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    await waitFor('status lines with accepted readings', async () => /readings\/s accepted \([1-9]\d* total\)/.test(out), 30_000);
+    expect(out).toContain(`Vigil is running on http://127.0.0.1:${port}`);
+    expect(out).toMatch(/admin key {2}vadm_[A-Za-z0-9_-]{43}/);
+    expect(out).toMatch(/lag alerts=\d+ warehouse=\d+ archive=\d+ \| \d+ open alerts/);
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(out).toContain('stopped cleanly');
+
+    // Every group checkpointed what it had handled: all three are at the stream head.
+    const stream = new EmbeddedStream({ dataDir, partitions: 8, retentionMs: 86_400_000 });
+    const store = SqliteStore.open(dataDir);
+    try {
+      for (const group of ['alerts', 'warehouse', 'archive']) {
+        for (let p = 0; p < 8; p++) {
+          const head = await stream.head(p);
+          const cp = await store.getCheckpoint(group, p);
+          expect(cp?.sequence ?? null, `${group}/${p}`).toBe(head);
+        }
+      }
+      expect((await store.listLeases('alerts')).every((l) => l.expiresAt <= Date.now())).toBe(true);
+    } finally {
+      await stream.close();
+      await store.close();
+    }
+  }, 90_000);
+
+  describe('replay', () => {
+    let vigil: Vigil;
+    afterAll(async () => vigil?.stop());
+
+    it('rewinds a group and shows progress until it has caught up', async () => {
+      vigil = await startTestVigil();
+      const band = await registerResident(vigil.url, 'band-replay');
+      const t0 = Date.now() - 3_600_000;
+      for (let b = 0; b < 40; b++) {
+        const readings = Array.from({ length: 10 }, (_, i) => reading('band-replay', b * 10 + i, t0 + (b * 10 + i) * 5000));
+        expect((await api(vigil.url, 'POST', '/v1/readings', { token: band.token, body: { readings } })).status).toBe(202);
+      }
+      await waitFor('warehouse loaded', async () => (await api(vigil.url, 'GET', `/v1/residents/${band.residentId}/readings?from=${t0}&limit=10000`, { token: ADMIN_KEY })).body.readings?.length === 400);
+
+      const child = spawn(process.execPath, [BIN, 'replay', '--group', 'warehouse', '--from', 'TRIM_HORIZON', '--url', vigil.url, '--admin-key', ADMIN_KEY], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      expect(out).toMatch(/\[[#.]{30}\] +\d+%/);
+      expect(out).toMatch(/group warehouse caught up: \d+ records replayed/);
+      expect(Number(/caught up: (\d+) records/.exec(out)![1])).toBeGreaterThanOrEqual(40);
+      expect(code).toBe(0);
+      const rows = await api(vigil.url, 'GET', `/v1/residents/${band.residentId}/readings?from=${t0}&limit=10000`, { token: ADMIN_KEY });
+      expect(rows.body.readings).toHaveLength(400);
+
+      // Checked before any request (spawnSync would block this process's Vigil otherwise).
+      const bad = spawnSync(process.execPath, [BIN, 'replay', '--group', 'warehouse', '--from', 'yesterday', '--url', vigil.url, '--admin-key', ADMIN_KEY], { encoding: 'utf8', timeout: 20_000 });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain('from must be TRIM_HORIZON, LATEST, an ISO-8601 time or a sequence number');
+    }, 60_000);
+  });
+});
