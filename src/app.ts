@@ -28,6 +28,8 @@ export interface VigilOptions {
   config: Config;
   log?: Logger;
   groups?: readonly GroupName[];
+  /** Extra routes (e.g. the simulator's), registered before the server listens. */
+  routes?: (app: FastifyInstance, admin: AdminAuth) => void;
 }
 
 export interface Vigil {
@@ -91,6 +93,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   registerAlertsApi(app, store, admin);
   registerWarehouseApi(app, store, host, admin);
   registerGroupsApi(app, host, admin);
+  opts.routes?.(app, admin);
   app.get('/healthz', async (_req, reply) => {
     const groups = groupsView(host).map(({ name, running, caughtUp, lag }) => ({ name, running, caughtUp, lag }));
     const ok = groups.every((g) => g.running);

@@ -56,6 +56,15 @@ describe('vigil CLI', () => {
     expect(out).toContain(`Vigil is running on http://127.0.0.1:${port}`);
     expect(out).toMatch(/admin key {2}vadm_[A-Za-z0-9_-]{43}/);
     expect(out).toMatch(/lag alerts=\d+ warehouse=\d+ archive=\d+ \| \d+ open alerts/);
+
+    // A scenario on command reaches the alerts within seconds.
+    const adminKey = /admin key {2}(vadm_\S+)/.exec(out)![1];
+    const base = `http://127.0.0.1:${port}`;
+    const injected = await api(base, 'POST', '/v1/simulator/scenarios', { token: adminKey, body: { device: 1, scenario: 'FALL' } });
+    expect(injected.status).toBe(202);
+    expect((await api(base, 'POST', '/v1/simulator/scenarios', { token: adminKey, body: { device: 99, scenario: 'FALL' } })).status).toBe(400);
+    const fall = await waitFor('FALL alert', async () => (await api(base, 'GET', '/v1/alerts?type=FALL', { token: adminKey })).body.alerts?.[0], 20_000, 250);
+    expect(fall).toMatchObject({ type: 'FALL', severity: 'critical', deviceId: 'band-0002' });
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGINT');
     expect(await exited).toBe(0);

@@ -11,6 +11,7 @@ import type { AdminClient } from '../simulator/provision.js';
 import { provisionFleet } from '../simulator/provision.js';
 import { Fleet } from '../simulator/fleet.js';
 import { scheduleDemoScenarios } from '../simulator/demo.js';
+import { registerSimulatorApi, type FleetHolder } from '../api/simulator-api.js';
 
 /** The simulator provisions through the store directly: the admin key may not be known in clear. */
 function inProcessAdmin(vigil: Vigil): AdminClient {
@@ -37,7 +38,8 @@ async function statusLine(vigil: Vigil, since: { at: number; accepted: number })
 
 export async function runStart(flags: Record<string, string>, configFile?: string): Promise<void> {
   const config = loadConfig({ flags, file: configFile });
-  const vigil = await startVigil({ config });
+  const fleetHolder: FleetHolder = { fleet: null };
+  const vigil = await startVigil({ config, routes: (app, admin) => registerSimulatorApi(app, fleetHolder, admin) });
   const out = (line: string) => process.stdout.write(line + '\n');
 
   out('');
@@ -55,8 +57,10 @@ export async function runStart(flags: Record<string, string>, configFile?: strin
     const devices = await provisionFleet(inProcessAdmin(vigil), config.simulate, { stateFile: join(config.dataDir, 'simulator.json') });
     fleet = new Fleet({ url: vigil.url, devices });
     fleet.start();
+    fleetHolder.fleet = fleet;
     cancelDemo = scheduleDemoScenarios(fleet);
     out(`  simulator  ${devices.length} residents, one reading every 5 s each; SOS, tachycardia and hypoxia scenarios start within 30 s`);
+    out(`             more on command: POST ${vigil.url}/v1/simulator/scenarios {"device":0,"scenario":"FALL"}   (admin key)`);
   }
   out('');
 

@@ -3,7 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'vigil_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'vigil_' });
   const m = {
     registry,
     readingsAccepted: new Counter({ name: 'vigil_readings_accepted_total', help: 'Readings made durable in the stream', registers: [registry] }),
