@@ -57,3 +57,11 @@ describe('config', () => {
     expect(table).toContain('(generated)');
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('lists exactly the schema', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    expect(doc).toContain(configTable());
+  });
+});
