@@ -44,6 +44,8 @@ const CATCH_UP_TIMEOUT_MS = Number(opt['catch-up-timeout']) * 1000;
 /** Targets from the issue. */
 const TARGET_RATIO_AT_1 = 0.5;
 const TARGET_READINGS_PER_SEC_AT_50 = 200_000;
+/** Above this, another tenant took enough of a 2-core machine to move the figures. */
+const NOISY_OTHER_CPU_PCT = 25;
 
 type TargetName = 'bare' | 'vigil' | 'vigil, no groups';
 
@@ -275,6 +277,10 @@ function report(runs: Run[]): boolean {
   );
   log('(non-2xx counts every answer other than 202. CPU is % of one core, summed over threads: server = the target process,');
   log(' generator = this process, other = everything else on the machine; a high "other" means a shared, noisy run)');
+  const noisy = runs.filter((r) => (r.otherCpuPct ?? 0) > NOISY_OTHER_CPU_PCT);
+  if (noisy.length) {
+    log(`NOISY: other processes used > ${NOISY_OTHER_CPU_PCT}% of a core during ${noisy.map((r) => `${r.target} ${r.batch}/req`).join(', ')}: run again before comparing`);
+  }
 
   log();
   log('Targets (reported, not asserted):');

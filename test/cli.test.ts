@@ -3,25 +3,15 @@
  * errors, `start` with the simulator and a clean Ctrl-C, and `replay` with its progress.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { EmbeddedStream } from '../src/stream/embedded/embedded-stream.js';
-import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor } from './helpers.js';
+import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor, freePort } from './helpers.js';
 
 const BIN = new URL('../bin/vigil.js', import.meta.url).pathname;
 const vigilCli = (args: string[], env: Record<string, string> = {}) =>
   spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 describe('vigil CLI', () => {
   it('prints help with the commands', () => {

@@ -8,25 +8,15 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import { ADMIN_KEY, api, reading, registerResident, tempDir, waitFor, webhookReceiver } from './helpers.js';
+import { ADMIN_KEY, api, reading, registerResident, tempDir, waitFor, webhookReceiver, freePort } from './helpers.js';
 
 const KILLS = Number(process.env.VIGIL_CRASH_KILLS ?? 20);
 const DEVICES = 8;
 const BIN = new URL('../bin/vigil.js', import.meta.url).pathname;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function walk(dir: string): string[] {
   try {
@@ -61,7 +51,7 @@ describe('crash: SIGKILL under load', () => {
     base = `http://127.0.0.1:${port}`;
     const hooks = await webhookReceiver();
     await startChild();
-    const bands = [];
+    const bands: Awaited<ReturnType<typeof registerResident>>[] = [];
     for (let i = 0; i < DEVICES; i++) bands.push(await registerResident(base, `crash-${i}`, hooks.url));
 
     const acked = new Map<string, Set<number>>(bands.map((b) => [b.deviceId, new Set<number>()]));

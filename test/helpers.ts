@@ -1,6 +1,7 @@
 /** Shared pieces of the end-to-end tests: a Vigil on temp dirs, an API client, a webhook receiver. */
 import { mkdtempSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -113,4 +114,14 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 /** A plausible reading at event time `ts` (ms). */
 export function reading(deviceId: string, seq: number, ts: number, extra: Record<string, unknown> = {}) {
   return { deviceId, seq, ts: new Date(ts).toISOString(), hr: 72, spo2: 97, skinTemp: 33.1, steps: 4, battery: 80, worn: true, charging: false, ...extra };
+}
+
+/** A port free on 127.0.0.1 right now (for child processes that must keep it across restarts). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
 }
