@@ -36,9 +36,16 @@ CREATE TABLE IF NOT EXISTS seen (
 ) WITHOUT ROWID;
 `;
 
-function openDatabase(path: string, readonly: boolean): Database.Database {
+/**
+ * The writer waits at most a second for a lock: a phone is better served by a quick 503 and
+ * its retry than by a request hanging behind a stuck lock.
+ */
+const WRITER_BUSY_MS = 1000;
+const READER_BUSY_MS = 5000;
+
+function openDatabase(path: string, readonly: boolean, busyMs = READER_BUSY_MS): Database.Database {
   const db = new Database(path, { readonly, fileMustExist: readonly });
-  db.pragma('busy_timeout = 5000');
+  db.pragma(`busy_timeout = ${busyMs}`);
   if (!readonly) {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
@@ -72,7 +79,7 @@ export class EmbeddedLogWriter {
     path: string,
     readonly partitions: number,
   ) {
-    this.db = openDatabase(path, false);
+    this.db = openDatabase(path, false, WRITER_BUSY_MS);
     this.db.exec(SCHEMA);
     checkPartitions(this.db, partitions);
     this.insertRecord = this.db.prepare('INSERT INTO records (part, seq, ts, data) VALUES (?, ?, ?, ?)');
