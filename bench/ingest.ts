@@ -109,8 +109,9 @@ async function startTargets(): Promise<Target[]> {
       if (!TARGETS.includes(flag)) continue;
       const nodeArgs = opt['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', opt['cpu-prof']] : [];
       const vigil = await startVigilProcess({ nodeArgs, ingestOnly, flags: { '--archive-flush-interval-ms': opt['archive-flush-ms']! } });
-      targets.push({ name, url: vigil.url, child: vigil.child, devices: [], vigil, stop: () => vigil.stop() });
-      targets.at(-1)!.devices = await registerDevices(vigil, CONNECTIONS);
+      const target: Target = { name, url: vigil.url, child: vigil.child, devices: [], vigil, stop: () => vigil.stop() };
+      targets.push(target); // before registering, so a failure still stops it
+      target.devices = await registerDevices(vigil, CONNECTIONS);
     }
   } catch (err) {
     await Promise.all(targets.map((t) => t.stop()));
@@ -357,6 +358,8 @@ async function main(): Promise<number> {
   log();
 
   const targets = await startTargets();
+  // Ctrl-C: the children get it too, but their temp data dirs are ours to remove.
+  process.once('SIGINT', () => void Promise.all(targets.map((t) => t.stop())).then(() => process.exit(130)));
   const runs: Run[] = [];
   try {
     // Interleaved, so that the runs compared with each other are minutes apart at most.

@@ -55,6 +55,7 @@ describe('crash: SIGKILL under load', () => {
     for (let i = 0; i < DEVICES; i++) bands.push(await registerResident(base, `crash-${i}`, hooks.url));
 
     const acked = new Map<string, Set<number>>(bands.map((b) => [b.deviceId, new Set<number>()]));
+    // Event times stay in the past: ~1000 readings/s × 10 ms each runs slower than the clock.
     const t0 = Date.now() - 3_600_000;
     let load = true;
     let nextSeq = 0;
@@ -65,7 +66,7 @@ describe('crash: SIGKILL under load', () => {
         if (pending.length === 0) {
           pending = Array.from({ length: 5 }, () => {
             const seq = nextSeq++;
-            return reading(band.deviceId, seq, t0 + seq * 100, seq % 50 === 7 ? { events: ['SOS'] } : {});
+            return reading(band.deviceId, seq, t0 + seq * 10, seq % 50 === 7 ? { events: ['SOS'] } : {});
           });
         }
         const res = await api(base, 'POST', '/v1/readings', { token: band.token, body: { readings: pending } }).catch(() => null);
@@ -152,8 +153,20 @@ describe('crash: SIGKILL under load', () => {
     expect(perResident.size).toBe(alerts.length);
     expect(alerts.length).toBeGreaterThan(0);
     await waitFor('webhooks delivered', async () => new Set(hooks.deliveries.map((d) => d.headers['x-vigil-delivery'])).size === alerts.length, 20_000);
-    const ids = hooks.deliveries.map((d) => d.headers['x-vigil-delivery'] as string);
-    expect(ids.length - new Set(ids).size, 'webhooks sent twice').toBe(0);
+    // One notification per (alert, contact). On the wire it is at-least-once: a kill between the
+    // receiver's answer and Vigil recording it resends it once, with the same delivery id and
+    // body, which is what receivers deduplicate on (docs/webhooks.md).
+    const byId = new Map<string, Set<string>>();
+    for (const d of hooks.deliveries) {
+      const id = d.headers['x-vigil-delivery'] as string;
+      if (!byId.has(id)) byId.set(id, new Set());
+      byId.get(id)!.add(d.body);
+    }
+    expect([...byId.values()].every((bodies) => bodies.size === 1), 'a resend differs from the first send').toBe(true);
+    const alertIds = [...byId.keys()].map((id) => id.split(':')[0]);
+    expect(new Set(alertIds).size).toBe(alertIds.length);
+    expect(new Set(alertIds)).toEqual(new Set(alerts.map((a) => a.id)));
+    console.log(`crash test: ${total} readings acknowledged, ${alerts.length} alerts, ${hooks.deliveries.length - byId.size} webhook resends after kills`);
 
     const stop = new Promise((r) => child!.once('exit', r));
     child!.kill('SIGTERM');
