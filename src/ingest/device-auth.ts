@@ -1,7 +1,8 @@
 /**
- * Device token → device, with a short cache so the hot path does not query the store per
- * request. Unknown tokens are cached too (briefly), so a flood of bad tokens costs one
- * store lookup each per TTL, not per request.
+ * Device token → device, with a short cache so the hot path neither hashes nor queries the
+ * store per request (the cache is keyed by the token itself; it lives only in this process's
+ * memory, where the token passes anyway). Unknown tokens are cached too (briefly), so a flood
+ * of bad tokens costs one store lookup each per TTL, not per request.
  */
 import { hashSecret } from '../core/ids.js';
 import type { Device, Store } from '../store/types.js';
@@ -15,12 +16,11 @@ export class DeviceAuth {
   constructor(private readonly store: Store) {}
 
   async lookup(token: string, now: number): Promise<Device | null> {
-    const hash = hashSecret(token);
-    const hit = this.cache.get(hash);
+    const hit = this.cache.get(token);
     if (hit && hit.until > now) return hit.device;
-    const device = await this.store.findDeviceByTokenHash(hash);
+    const device = await this.store.findDeviceByTokenHash(hashSecret(token));
     if (this.cache.size >= MAX_ENTRIES) this.cache.clear();
-    this.cache.set(hash, { device, until: now + (device ? TTL_MS : TTL_MS / 5) });
+    this.cache.set(token, { device, until: now + (device ? TTL_MS : TTL_MS / 5) });
     return device;
   }
 }

@@ -61,6 +61,9 @@ export function registerIngest(app: FastifyInstance, deps: IngestDeps): void {
         }
         req.device = device;
       },
+      onResponse: async (_req, reply) => {
+        metrics.ingestRequests.inc({ status: String(reply.statusCode) });
+      },
     },
     async (req, reply) => {
       const device = req.device!;

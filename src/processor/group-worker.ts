@@ -28,6 +28,8 @@ try {
     leaseMs: config['processor.leaseMs'],
     batchRecords: config['processor.batchRecords'],
     log,
+    // The host restarts the thread; partitions resume from their checkpoints.
+    onCrash: () => process.exit(1),
   });
   runtime.start();
   for (const service of built.services ?? []) await service.start();

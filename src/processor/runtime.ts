@@ -31,6 +31,8 @@ export interface RuntimeOptions {
   log: Logger;
   /** Where a partition without checkpoint starts. */
   initialPosition?: Position;
+  /** Called if the loop itself fails (a bug): the worker should exit and be restarted. */
+  onCrash?: (err: unknown) => void;
 }
 
 export interface PartitionStats {
@@ -68,6 +70,8 @@ interface Owned {
 }
 
 const MAX_BACKOFF_MS = 30_000;
+/** How often a partition's head is read for the lag (a cheap query, but not one per batch). */
+const HEAD_REFRESH_MS = 500;
 
 function distance(head: Sequence | null, from: Sequence | null): number {
   if (head === null) return 0;
@@ -81,6 +85,7 @@ function distance(head: Sequence | null, from: Sequence | null): number {
 export class GroupRuntime {
   private readonly owned = new Map<number, Owned>();
   private readonly heads: (Sequence | null)[];
+  private readonly headsReadAt: number[];
   private running = false;
   private loop: Promise<void> | null = null;
   private nextLeaseCheck = 0;
@@ -91,13 +96,14 @@ export class GroupRuntime {
 
   constructor(private readonly o: RuntimeOptions) {
     this.heads = new Array(o.stream.partitions).fill(null);
+    this.headsReadAt = new Array(o.stream.partitions).fill(0);
   }
 
   start(): void {
     this.running = true;
     this.loop = this.run().catch((err) => {
       this.o.log.fatal({ err, group: this.o.group.name }, 'group runtime crashed');
-      throw err;
+      this.o.onCrash?.(err);
     });
   }
 
@@ -169,8 +175,14 @@ export class GroupRuntime {
       const now = Date.now();
       while (this.commands.length) await this.commands.shift()!();
       if (now >= this.nextLeaseCheck) {
-        await this.maintainLeases(now);
-        this.nextLeaseCheck = now + this.o.leaseMs / 3;
+        try {
+          await this.maintainLeases(now);
+          this.nextLeaseCheck = now + this.o.leaseMs / 3;
+        } catch (err) {
+          // A busy or unreachable store: keep what we hold (the checkpoint fence protects it) and retry soon.
+          this.o.log.error({ err, group: this.o.group.name }, 'lease maintenance failed');
+          this.nextLeaseCheck = now + 1000;
+        }
       }
       let progressed = false;
       let nextDeadline = now + 100;
@@ -191,7 +203,10 @@ export class GroupRuntime {
           this.o.log.error({ err, group: this.o.group.name }, 'group tick failed');
         }
       }
-      if (!progressed && this.running && this.commands.length === 0) {
+      if (progressed) {
+        // Let timers and I/O of this thread run (the outbox sender's requests) between passes.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } else if (this.running && this.commands.length === 0) {
         await Promise.race([
           this.o.stream.waitForAppend(Math.max(1, nextDeadline - Date.now())),
           new Promise<void>((resolve) => (this.wake = resolve)),
@@ -216,13 +231,17 @@ export class GroupRuntime {
       if (st.pending === 0) st.firstPendingAt = now;
       st.pending += records.length;
       this.handledRecords += records.length;
-      if (this.heads[partition] === null || compareSequences(st.position, this.heads[partition]!) > 0) this.heads[partition] = st.position;
-    } else {
-      this.heads[partition] = await this.o.stream.head(partition);
     }
+    if (now - this.headsReadAt[partition] >= HEAD_REFRESH_MS) {
+      this.heads[partition] = await this.o.stream.head(partition);
+      this.headsReadAt[partition] = now;
+    }
+    const head = this.heads[partition];
+    if (st.position !== null && (head === null || compareSequences(st.position, head) > 0)) this.heads[partition] = st.position;
     st.caughtUp = records.length < this.o.batchRecords;
     const due =
-      st.pending >= this.o.group.flushEveryRecords || (st.pending > 0 && now - st.firstPendingAt >= this.o.group.flushEveryMs);
+      st.pending >= this.o.group.flushEveryRecords ||
+      (st.pending > 0 && (now - st.firstPendingAt >= this.o.group.flushEveryMs || this.o.group.urgent?.(partition) === true));
     if (due) await this.flush(partition, st);
     st.errors = 0;
     return records.length > 0;

@@ -42,6 +42,8 @@ export interface ConsumerGroup {
    */
   readonly flushEveryRecords: number;
   readonly flushEveryMs: number;
+  /** True when what was handled must be made durable now, whatever the pacing (a new alert). */
+  urgent?(partition: number): boolean;
   open(partition: number, snapshot: unknown): Promise<void>;
   handle(partition: number, records: StreamRecord[]): Promise<void>;
   flush(partition: number, ctx: FlushContext): Promise<void>;

@@ -11,8 +11,8 @@ import type { ConsumerGroup, FlushContext } from '../types.js';
 export class WarehouseGroup implements ConsumerGroup {
   readonly name = 'warehouse';
   /** A load costs a transaction and an fsync whatever its size: make each one carry many readings. */
-  readonly flushEveryRecords = 200;
-  readonly flushEveryMs = 500;
+  readonly flushEveryRecords = 2000;
+  readonly flushEveryMs = 1000;
   private readonly buffers = new Map<number, WarehouseReading[]>();
 
   constructor(private readonly warehouse: Warehouse) {}

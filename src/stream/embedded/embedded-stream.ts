@@ -18,7 +18,7 @@ import {
   type StreamRecord,
 } from '../types.js';
 import { EmbeddedLogReader } from './embedded-log.js';
-import type { CommitStats, WriterReply, WriterRequest, WriterWorkerData } from './writer-protocol.js';
+import type { AppendRequest, CommitStats, WriterReply, WriterRequest, WriterWorkerData } from './writer-protocol.js';
 
 export interface EmbeddedStreamOptions {
   dataDir: string;
@@ -44,6 +44,8 @@ export class EmbeddedStream implements Stream {
   private writerDead: Error | null = null;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Appends of this event-loop turn, posted together (one message instead of one per request). */
+  private outgoing: AppendRequest[] = [];
   private channel: BroadcastChannel | null = null;
   private waiters: (() => void)[] = [];
 
@@ -118,8 +120,15 @@ export class EmbeddedStream implements Stream {
     const id = this.nextId++;
     return new Promise<AppendResult[]>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.writer!.postMessage({ type: 'append', id, entries } satisfies WriterRequest);
+      if (this.outgoing.push({ id, entries }) === 1) setImmediate(() => this.post());
     });
+  }
+
+  private post(): void {
+    if (this.outgoing.length === 0) return;
+    const requests = this.outgoing;
+    this.outgoing = [];
+    this.writer!.postMessage({ type: 'append', requests } satisfies WriterRequest);
   }
 
   async resolve(partition: number, position: Position): Promise<Sequence | null> {
@@ -159,6 +168,7 @@ export class EmbeddedStream implements Stream {
   async close(): Promise<void> {
     if (this.writer && !this.writerDead) {
       const worker = this.writer;
+      this.post(); // appends of this turn go before the close
       await new Promise<void>((resolve) => {
         worker.once('exit', () => resolve());
         worker.postMessage({ type: 'close' } satisfies WriterRequest);

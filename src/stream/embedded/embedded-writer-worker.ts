@@ -5,7 +5,7 @@
  */
 import { BroadcastChannel, parentPort, workerData } from 'node:worker_threads';
 import { EmbeddedLogWriter } from './embedded-log.js';
-import type { WriterReply, WriterRequest, WriterWorkerData } from './writer-protocol.js';
+import type { AppendRequest, WriterReply, WriterRequest, WriterWorkerData } from './writer-protocol.js';
 
 const { path, partitions, retentionMs, retentionCheckMs } = workerData as WriterWorkerData;
 const port = parentPort!;
@@ -20,7 +20,7 @@ try {
   process.exit(1);
 }
 
-let queue: Extract<WriterRequest, { type: 'append' }>[] = [];
+let queue: AppendRequest[] = [];
 let scheduled = false;
 
 function commit(): void {
@@ -47,7 +47,7 @@ function commit(): void {
 
 port.on('message', (msg: WriterRequest) => {
   if (msg.type === 'append') {
-    queue.push(msg);
+    queue.push(...msg.requests);
     // Everything that arrives before this runs joins the same transaction.
     if (!scheduled) {
       scheduled = true;

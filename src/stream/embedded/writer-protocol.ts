@@ -8,7 +8,13 @@ export interface WriterWorkerData {
   retentionCheckMs: number;
 }
 
-export type WriterRequest = { type: 'append'; id: number; entries: AppendEntry[] } | { type: 'close' };
+export interface AppendRequest {
+  id: number;
+  entries: AppendEntry[];
+}
+
+/** Appends made in one event-loop turn travel in one message. */
+export type WriterRequest = { type: 'append'; requests: AppendRequest[] } | { type: 'close' };
 
 export interface CommitStats {
   requests: number;
