@@ -8,6 +8,10 @@ export async function openStore(config: Config): Promise<Store> {
       const { SqliteStore } = await import('./sqlite/sqlite-store.js');
       return SqliteStore.open(config.dataDir);
     }
+    case 'postgres': {
+      const { PostgresStore } = await import('./postgres/postgres-store.js');
+      return PostgresStore.open(config['store.postgresUrl']);
+    }
     default:
       throw new Error(`unknown store backend ${String(config['store.backend'])}`);
   }

@@ -18,6 +18,16 @@ export async function openStream(config: Config, options: OpenStreamOptions = {}
         onCommit: options.onCommit,
       });
     }
+    case 'nats': {
+      const { NatsStream } = await import('./nats/nats-stream.js');
+      return NatsStream.open({
+        servers: config['nats.servers'].split(',').map((x) => x.trim()),
+        stream: config['nats.stream'],
+        partitions: config['stream.partitions'],
+        replicas: config['nats.replicas'],
+        retentionMs: config['stream.retentionHours'] * 3_600_000,
+      });
+    }
     default:
       throw new Error(`unknown stream backend ${String(config['stream.backend'])}`);
   }

@@ -50,9 +50,9 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
       return { group, services: [sender], counters };
     }
     case 'warehouse': {
-      const { DuckDbWarehouse } = await import('../../warehouse/duckdb/duckdb-warehouse.js');
+      const { openWarehouse } = await import('../../warehouse/registry.js');
       const { WarehouseGroup } = await import('./warehouse-group.js');
-      const warehouse = await DuckDbWarehouse.open(config.dataDir);
+      const warehouse = await openWarehouse(config);
       const queries: Record<string, (args: never) => Promise<unknown>> = {
         readings: (q) => warehouse.readings(q),
         vitals: (q) => warehouse.vitals(q),
