@@ -31,6 +31,20 @@ describe('sanitizeReading', () => {
     expect(r.events).toEqual(['SOS']);
   });
 
+  it('reads canonical ISO timestamps by offset exactly as Date.parse does', () => {
+    let x = 7;
+    for (let i = 0; i < 2000; i++) {
+      x = (x * 48271) % 2147483647;
+      const t = Date.UTC(2000, 0, 1) + (x % 1_000_000) * 800_003; // 2000 to 2025
+      const iso = new Date(t).toISOString();
+      expect(ok({ deviceId: 'a', seq: 1, ts: iso }).ts).toBe(Date.parse(iso));
+    }
+    expect(ok({ deviceId: 'a', seq: 1, ts: '2024-02-29T23:59:59.999Z' }).ts).toBe(Date.UTC(2024, 1, 29, 23, 59, 59, 999));
+    expect(ok({ deviceId: 'a', seq: 1, ts: '2026-11-26T12:00:00+01:00' }).ts).toBe(Date.UTC(2026, 10, 26, 11));
+    expect(err({ deviceId: 'a', seq: 1, ts: '2026-02-31T00:00:00.000Z' })).toBe('ts must be an ISO-8601 date-time string or epoch milliseconds');
+    expect(err({ deviceId: 'a', seq: 1, ts: '2026-13-01T00:00:00.000Z' })).toBe('ts must be an ISO-8601 date-time string or epoch milliseconds');
+  });
+
   it('replaces a future timestamp with the receive time', () => {
     const r = ok({ deviceId: 'c', seq: 1, ts: now + 301_000 });
     expect(r.ts).toBe(now);
