@@ -125,3 +125,34 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * Settings that run Vigil on the real engines of the development machine: NATS JetStream for
+ * the stream, PostgreSQL for store and warehouse, each in a fresh namespace; `cleanup` drops them.
+ */
+export async function realEngines(): Promise<{ overrides: Partial<Record<SettingKey, unknown>>; cleanup(): Promise<void> }> {
+  const { default: pg } = await import('pg');
+  const id = Math.random().toString(36).slice(2, 10);
+  const schema = `vigil_e2e_${id}`;
+  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  await admin.end();
+  const url = `postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D${schema}`;
+  const stream = `VIGIL_E2E_${id.toUpperCase()}`;
+  return {
+    overrides: { 'stream.backend': 'nats', 'nats.stream': stream, 'store.backend': 'postgres', 'store.postgresUrl': url, 'warehouse.backend': 'postgres', 'warehouse.postgresUrl': url },
+    async cleanup() {
+      const c = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' });
+      await c.connect();
+      await c.query(`DROP SCHEMA ${schema} CASCADE`);
+      await c.end();
+      const { connect } = await import('@nats-io/transport-node');
+      const { jetstreamManager } = await import('@nats-io/jetstream');
+      const nc = await connect({ servers: '127.0.0.1:4222' });
+      const jsm = await jetstreamManager(nc);
+      for (const name of [stream, `KV_${stream}_seen`]) await jsm.streams.delete(name).catch(() => undefined);
+      await nc.close();
+    },
+  };
+}

@@ -86,7 +86,7 @@ export class OutboxSender {
       const error = (err as Error).message;
       const last = item.attempts >= this.o.maxAttempts;
       const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** (item.attempts - 1)) * (0.8 + Math.random() * 0.4);
-      await this.o.store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Date.now() + backoff }, Date.now());
+      await this.o.store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Math.round(Date.now() + backoff) }, Date.now());
       this.o.onResult?.(item.channel, false);
       this.o.log.warn({ outbox: item.id, attempt: item.attempts, error, final: last }, 'notification failed');
     }
