@@ -12,6 +12,10 @@ export async function openStore(config: Config): Promise<Store> {
       const { PostgresStore } = await import('./postgres/postgres-store.js');
       return PostgresStore.open(config['store.postgresUrl']);
     }
+    case 'dynamodb': {
+      const { DynamoDbStore } = await import('./dynamodb/dynamodb-store.js');
+      return DynamoDbStore.open({ table: config['dynamodb.table'], region: config['aws.region'], endpoint: config['dynamodb.endpoint'] || undefined });
+    }
     default:
       throw new Error(`unknown store backend ${String(config['store.backend'])}`);
   }

@@ -148,6 +148,8 @@ export interface Store {
   /** Fails with a `CONFLICT` VigilError if the deviceId is taken. */
   createDevice(d: { deviceId: string; residentId: string; tokenHash: string }): Promise<Device>;
   findDeviceByTokenHash(tokenHash: string): Promise<Device | null>;
+  /** The device by its id (MQTT ingest, where the broker authenticated the device). */
+  getDevice(deviceId: string): Promise<Device | null>;
   listDevices(residentId: string): Promise<Device[]>;
   createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact>;
   listContacts(residentId: string): Promise<Contact[]>;

@@ -28,6 +28,16 @@ export async function openStream(config: Config, options: OpenStreamOptions = {}
         retentionMs: config['stream.retentionHours'] * 3_600_000,
       });
     }
+    case 'kinesis': {
+      const { KinesisStream } = await import('./kinesis/kinesis-stream.js');
+      return KinesisStream.open({
+        streamName: config['kinesis.streamName'],
+        region: config['aws.region'],
+        endpoint: config['kinesis.endpoint'] || undefined,
+        partitions: config['stream.partitions'],
+        retentionMs: config['stream.retentionHours'] * 3_600_000,
+      });
+    }
     default:
       throw new Error(`unknown stream backend ${String(config['stream.backend'])}`);
   }

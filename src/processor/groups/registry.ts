@@ -1,5 +1,4 @@
 /** Builds a consumer group by name, with its sink and the services it runs beside it. */
-import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../../core/config.js';
 import type { Store } from '../../store/types.js';
@@ -68,9 +67,9 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
       };
     }
     case 'archive': {
-      const { LocalArchive } = await import('../../archive/local/local-archive.js');
+      const { openArchive } = await import('../../archive/registry.js');
       const { ArchiveGroup } = await import('./archive-group.js');
-      const archive = new LocalArchive(join(config.dataDir, 'archive'));
+      const archive = await openArchive(config);
       return {
         group: new ArchiveGroup(archive, {
           objectMaxRecords: config['archive.objectMaxRecords'],

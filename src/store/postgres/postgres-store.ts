@@ -173,6 +173,7 @@ const SQL = {
   listResidents: 'SELECT * FROM residents WHERE id > $1 ORDER BY id LIMIT $2',
   insertDevice: 'INSERT INTO devices (device_id, resident_id, token_hash, created_at) VALUES ($1, $2, $3, $4)',
   deviceByTokenHash: 'SELECT device_id, resident_id, created_at FROM devices WHERE token_hash = $1',
+  deviceById: 'SELECT device_id, resident_id, created_at FROM devices WHERE device_id = $1',
   listDevices: 'SELECT device_id, resident_id, created_at FROM devices WHERE resident_id = $1 ORDER BY created_at, device_id',
   insertContact: `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
@@ -712,6 +713,11 @@ export class PostgresStore implements Store {
 
   async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
     const { rows } = await run<DeviceRow>(this.pool, 'deviceByTokenHash', [tokenHash]);
+    return rows.length ? toDevice(rows[0]) : null;
+  }
+
+  async getDevice(deviceId: string): Promise<Device | null> {
+    const { rows } = await run<DeviceRow>(this.pool, 'deviceById', [deviceId]);
     return rows.length ? toDevice(rows[0]) : null;
   }
 

@@ -383,6 +383,7 @@ function prepareStatements(db: Database.Database) {
       'INSERT INTO devices (device_id, resident_id, token_hash, created_at) VALUES (?, ?, ?, ?)',
     ),
     deviceByTokenHash: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE token_hash = ?'),
+    deviceById: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
     listDevices: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE resident_id = ? ORDER BY created_at, device_id'),
     insertContact: db.prepare(
       `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, created_at)
@@ -558,6 +559,11 @@ export class SqliteStore implements Store {
 
   async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
     const row = this.q.deviceByTokenHash.get(tokenHash);
+    return row ? toDevice(row) : null;
+  }
+
+  async getDevice(deviceId: string): Promise<Device | null> {
+    const row = this.q.deviceById.get(deviceId);
     return row ? toDevice(row) : null;
   }
 

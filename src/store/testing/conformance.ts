@@ -172,6 +172,8 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
 
         expect(await store.findDeviceByTokenHash('a'.repeat(64))).toEqual(d);
         expect(await store.findDeviceByTokenHash('c'.repeat(64))).toBeNull();
+        expect(await store.getDevice(d.deviceId)).toEqual(d);
+        expect(await store.getDevice('band-nope')).toBeNull();
         expect((await store.listDevices('res-1')).map((x) => x.deviceId).sort()).toEqual(['band-1', 'band-2']);
         expect(await store.listDevices('res-2')).toEqual([]);
 
