@@ -18,16 +18,22 @@ import { createHttpServer } from './api/http-server.js';
 import { AdminAuth } from './api/admin-auth.js';
 import { registerAdminApi } from './api/admin-api.js';
 import { registerAlertsApi } from './api/alerts-api.js';
-import { registerWarehouseApi } from './api/warehouse-api.js';
+import { registerWarehouseApi, type WarehouseQueries } from './api/warehouse-api.js';
 import { groupsView, registerGroupsApi } from './api/groups-api.js';
 import { registerIngest } from './ingest/http-ingest.js';
 import { DeviceAuth } from './ingest/device-auth.js';
 import { DeviceRateLimiter } from './ingest/rate-limit.js';
+import { startMqttIngest } from './ingest/mqtt-ingest.js';
 
 export interface VigilOptions {
   config: Config;
   log?: Logger;
   groups?: readonly GroupName[];
+  /**
+   * Serve the ingest and the APIs (default). `vigil worker` sets false: it serves only
+   * /healthz and /metrics, for its groups' lag.
+   */
+  api?: boolean;
   /** Extra routes (e.g. the simulator's), registered before the server listens. */
   routes?: (app: FastifyInstance, admin: AdminAuth) => void;
 }
@@ -45,6 +51,20 @@ export interface Vigil {
   metrics: Metrics;
   log: Logger;
   stop(): Promise<void>;
+}
+
+/** Warehouse reads: through the warehouse group's thread here, else straight to a networked warehouse. */
+async function warehouseQueries(config: Config, host: GroupHost): Promise<{ queries: WarehouseQueries | null; close(): Promise<void> }> {
+  if (host.has('warehouse')) {
+    return {
+      queries: { readings: (q) => host.query('warehouse', 'readings', q), vitals: (q) => host.query('warehouse', 'vitals', q) },
+      close: async () => {},
+    };
+  }
+  if (config['warehouse.backend'] === 'duckdb') return { queries: null, close: async () => {} };
+  const { openWarehouse } = await import('./warehouse/registry.js');
+  const warehouse = await openWarehouse(config);
+  return { queries: warehouse, close: () => warehouse.close() };
 }
 
 export async function startVigil(opts: VigilOptions): Promise<Vigil> {
@@ -88,12 +108,17 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
 
   const app = createHttpServer({ log, bodyLimit: config['ingest.maxBodyBytes'] });
   const limiter = new DeviceRateLimiter(config['ingest.rateLimitPerSecond'], config['ingest.rateLimitBurst']);
-  registerIngest(app, { config, stream, auth: new DeviceAuth(store), limiter, metrics });
-  registerAdminApi(app, store, admin);
-  registerAlertsApi(app, store, admin);
-  registerWarehouseApi(app, store, host, admin);
-  registerGroupsApi(app, host, admin);
-  opts.routes?.(app, admin);
+  let closeWarehouse = async () => {};
+  if (opts.api ?? true) {
+    registerIngest(app, { config, stream, auth: new DeviceAuth(store), limiter, metrics });
+    registerAdminApi(app, store, admin);
+    registerAlertsApi(app, store, admin);
+    const warehouse = await warehouseQueries(config, host);
+    closeWarehouse = warehouse.close;
+    registerWarehouseApi(app, store, warehouse.queries, admin);
+    registerGroupsApi(app, host, admin);
+    opts.routes?.(app, admin);
+  }
   app.get('/healthz', async (_req, reply) => {
     const groups = groupsView(host).map(({ name, running, caughtUp, lag }) => ({ name, running, caughtUp, lag }));
     const ok = groups.every((g) => g.running);
@@ -106,6 +131,21 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   const sweep = setInterval(() => limiter.sweep(Date.now()), 60_000).unref();
+  let mqttIngest: { stop(): Promise<void> } | null = null;
+  if (config['mqtt.url'] && (opts.api ?? true)) {
+    // MQTT is an ingest front door like POST /v1/readings: only where the ingest is served.
+    try {
+      mqttIngest = await startMqttIngest({ config, stream, store, metrics, log });
+    } catch (err) {
+      clearInterval(sweep);
+      await app.close();
+      await stream.close();
+      await host.stop();
+      await closeWarehouse();
+      await store.close();
+      throw err;
+    }
+  }
 
   let stopping: Promise<void> | null = null;
   return {
@@ -123,9 +163,11 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
       // what it holds, then every group flushes and checkpoints.
       stopping ??= (async () => {
         clearInterval(sweep);
+        await mqttIngest?.stop(); // first: what it is appending is acked, the rest is redelivered
         await app.close();
         await stream.close();
         await host.stop();
+        await closeWarehouse();
         await store.close();
       })();
       return stopping;

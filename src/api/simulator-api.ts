@@ -19,7 +19,7 @@ const body = {
   required: ['device', 'scenario'],
   additionalProperties: false,
   properties: {
-    device: { type: ['string', 'integer'] },
+    device: { anyOf: [{ type: 'string', maxLength: 64 }, { type: 'integer', minimum: 0 }] },
     scenario: { type: 'string', enum: SCENARIO_NAMES as unknown as string[] },
     durationS: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
   },

@@ -1,11 +1,13 @@
 /**
- * Per-resident readings and vitals from the warehouse (admin key). The warehouse thread owns
- * DuckDB, so queries travel to it through the group host.
+ * Per-resident readings and vitals from the warehouse (admin key). Where the queries go is
+ * decided by the app: to the warehouse group's thread when it runs here (DuckDB has one
+ * owner per process), or straight to a networked warehouse (PostgreSQL) from an API-only
+ * process.
  */
 import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../core/errors.js';
 import type { Store } from '../store/types.js';
-import type { GroupHost } from '../processor/group-host.js';
+import type { ReadingRow, ReadingsQuery, VitalsQuery, VitalsRow } from '../warehouse/types.js';
 import type { AdminAuth } from './admin-auth.js';
 
 const HOUR = 3_600_000;
@@ -42,13 +44,19 @@ function decodeCursor(s: string): Cursor {
   throw new VigilError('INVALID_BODY', 'cursor is not one this API returned');
 }
 
-export function registerWarehouseApi(app: FastifyInstance, store: Store, host: GroupHost, admin: AdminAuth): void {
+export interface WarehouseQueries {
+  readings(q: ReadingsQuery): Promise<ReadingRow[]>;
+  vitals(q: VitalsQuery): Promise<VitalsRow[]>;
+}
+
+/** `queries` is null when no warehouse is readable from this process (DuckDB owned by another). */
+export function registerWarehouseApi(app: FastifyInstance, store: Store, queries: WarehouseQueries | null, admin: AdminAuth): void {
   app.register(async (scope) => {
     scope.addHook('onRequest', async (req) => admin.check(req));
     scope.addHook('preHandler', async (req) => {
       const { id } = req.params as { id: string };
       if (!(await store.getResident(id))) throw new VigilError('NOT_FOUND', `no resident ${id}`);
-      if (!host.has('warehouse')) throw new VigilError('UNAVAILABLE', 'the warehouse group does not run in this process');
+      if (!queries) throw new VigilError('UNAVAILABLE', 'the DuckDB warehouse is readable only in the process that runs the warehouse group');
     });
 
     scope.get('/v1/residents/:id/readings', async (req) => {
@@ -57,7 +65,7 @@ export function registerWarehouseApi(app: FastifyInstance, store: Store, host: G
       const { from, to } = range(q, HOUR);
       const limit = Math.min(10_000, Math.max(1, Number(q.limit ?? 1000) || 1000));
       const after = q.cursor ? decodeCursor(q.cursor) : undefined;
-      const readings = await host.query<{ ts: string; deviceId: string; seq: number }[]>('warehouse', 'readings', { residentId: id, from, to, limit, after });
+      const readings = await queries!.readings({ residentId: id, from, to, limit, after });
       const last = readings[readings.length - 1];
       return {
         residentId: id,
@@ -74,7 +82,7 @@ export function registerWarehouseApi(app: FastifyInstance, store: Store, host: G
       const step = q.step ?? '1m';
       if (!['1m', '15m', '1h', '1d'].includes(step)) throw new VigilError('INVALID_BODY', 'step must be one of 1m, 15m, 1h, 1d');
       const { from, to } = range(q, 24 * HOUR);
-      const vitals = await host.query('warehouse', 'vitals', { residentId: id, from, to, step });
+      const vitals = await queries!.vitals({ residentId: id, from, to, step: step as VitalsQuery['step'] });
       return { residentId: id, step, from: new Date(from).toISOString(), to: new Date(to).toISOString(), vitals };
     });
   });

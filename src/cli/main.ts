@@ -7,12 +7,16 @@ import { ConfigError, configTable, flagName, loadConfig, SETTINGS } from '../cor
 import { openStore } from '../store/registry.js';
 import { AdminAuth } from '../api/admin-auth.js';
 import { VigilError } from '../core/errors.js';
+import { GROUP_NAMES, type GroupName } from '../processor/groups/registry.js';
 
 const HELP = `Usage: vigil <command> [options]
 
 Commands:
   start                       Run Vigil (ingest, API, stream, alerts/warehouse/archive groups) in one process.
                               Options: any config flag, e.g. --port 8080 --data-dir ./data --simulate 50
+  api                         Only the HTTP API and ingest (no consumer groups): run any number behind a load balancer.
+  worker --groups G,G         Only consumer groups (alerts, warehouse, archive), sharing partitions with other
+                              workers through leases; serves /healthz and /metrics. Takes the config flags.
   simulate                    Drive a running Vigil over HTTP with a simulated fleet.
                               --url URL (default http://127.0.0.1:8080) --admin-key KEY (or VIGIL_ADMIN_KEY)
                               --devices N (default 50) --rate R (readings/s for the whole fleet, default N/5)
@@ -47,6 +51,21 @@ async function main(argv: string[]): Promise<void> {
       const { values } = parse(rest);
       const { runStart } = await import('./start-command.js');
       await runStart(configFlags(values), values.config as string | undefined);
+      return;
+    }
+    case 'api': {
+      const { values } = parse(rest);
+      const { runStart } = await import('./start-command.js');
+      await runStart(configFlags(values), values.config as string | undefined, { api: true, groups: [] });
+      return;
+    }
+    case 'worker': {
+      const { values } = parse(rest, { groups: { type: 'string' } });
+      const groups = ((values.groups as string | undefined) ?? GROUP_NAMES.join(',')).split(',').map((g) => g.trim());
+      const unknown = groups.filter((g) => !GROUP_NAMES.includes(g as GroupName));
+      if (unknown.length || groups.length === 0) throw new ConfigError(`--groups takes a comma-separated list of ${GROUP_NAMES.join(', ')}; got ${JSON.stringify(values.groups)}`);
+      const { runStart } = await import('./start-command.js');
+      await runStart(configFlags(values), values.config as string | undefined, { api: false, groups: [...new Set(groups)] as GroupName[] });
       return;
     }
     case 'simulate': {

@@ -4,7 +4,8 @@
  * Ctrl-C (or SIGTERM) shuts down cleanly; a second Ctrl-C exits at once.
  */
 import { join } from 'node:path';
-import { loadConfig } from '../core/config.js';
+import { ConfigError, loadConfig } from '../core/config.js';
+import { GROUP_NAMES, type GroupName } from '../processor/groups/registry.js';
 import { startVigil, type Vigil } from '../app.js';
 import { addContact, createResident, registerDevice } from '../api/admin-service.js';
 import type { AdminClient } from '../simulator/provision.js';
@@ -36,16 +37,25 @@ async function statusLine(vigil: Vigil, since: { at: number; accepted: number })
   return `[${new Date(now).toISOString().slice(11, 19)}] ${rate.toFixed(1)} readings/s accepted (${accepted} total) | lag ${lags} | ${open} open alerts`;
 }
 
-export async function runStart(flags: Record<string, string>, configFile?: string): Promise<void> {
+/** What this process runs: everything (`start`), the API and ingest (`api`), or groups (`worker`). */
+export interface Role {
+  api: boolean;
+  groups: readonly GroupName[];
+}
+
+export async function runStart(flags: Record<string, string>, configFile?: string, role: Role = { api: true, groups: GROUP_NAMES }): Promise<void> {
   const config = loadConfig({ flags, file: configFile });
+  if (!role.api && config.simulate > 0) throw new ConfigError('--simulate needs the ingest: use it with `vigil start` or `vigil api`');
   const fleetHolder: FleetHolder = { fleet: null };
-  const vigil = await startVigil({ config, routes: (app, admin) => registerSimulatorApi(app, fleetHolder, admin) });
+  const vigil = await startVigil({ config, api: role.api, groups: role.groups, routes: (app, admin) => registerSimulatorApi(app, fleetHolder, admin) });
   const out = (line: string) => process.stdout.write(line + '\n');
 
   out('');
-  out(`Vigil is running on ${vigil.url}`);
-  out(`  ingest     POST ${vigil.url}/v1/readings   (device token)`);
-  out(`  admin API  ${vigil.url}/v1/residents, /v1/alerts, /v1/admin/groups   (admin key)`);
+  out(`Vigil ${role.api ? 'is running' : 'worker is running'} on ${vigil.url}${role.groups.length ? ` with groups ${role.groups.join(', ')}` : ' (API and ingest only)'}`);
+  if (role.api) {
+    out(`  ingest     POST ${vigil.url}/v1/readings   (device token)`);
+    out(`  admin API  ${vigil.url}/v1/residents, /v1/alerts, /v1/admin/groups   (admin key)`);
+  }
   out(`  health     ${vigil.url}/healthz      metrics ${vigil.url}/metrics`);
   out(`  data       ${join(process.cwd(), config.dataDir)}`);
   if (vigil.generatedAdminKey) out(`  admin key  ${vigil.generatedAdminKey}   (shown once: keep it; \`vigil admin-key reset\` makes a new one)`);

@@ -26,6 +26,12 @@ export function createMetrics() {
       labelNames: ['status'] as const,
       registers: [registry],
     }),
+    mqttMessages: new Counter({
+      name: 'vigil_mqtt_messages_total',
+      help: 'MQTT messages taken from the broker, by result (accepted, duplicate, rejected, wrong_device, unknown_device, too_large, unavailable, error)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    }),
     commitRequests: new Histogram({
       name: 'vigil_stream_commit_requests',
       help: 'Requests grouped into one fsync’d stream commit',

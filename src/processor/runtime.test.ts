@@ -83,7 +83,7 @@ describe('group runtime', () => {
     for (let i = from; i < to; i++) await stream.append([entry(`dev-${i % 12}`, [i])]);
   }
 
-  it('shares partitions fairly, hands them over when a worker stops, and processes each record once', async () => {
+  it('hands a fair share to a worker that joins, all to the one left when the other stops, each record once', async () => {
     const { stream, store } = await setup();
     await appendMany(stream, 0, 60);
     const a = runtime(stream, store, 'A');
@@ -91,8 +91,8 @@ describe('group runtime', () => {
     a.rt.start();
     await waitUntil(() => a.rt.stats().partitions.filter((p) => p.owned).length === PARTITIONS);
     b.rt.start();
-    // A keeps the leases it holds (moving live leases to a newcomer is the scale-out issue's work);
-    // B takes over when A leaves.
+    // B joins: A hands half of its partitions over.
+    await waitUntil(() => a.rt.stats().partitions.filter((p) => p.owned).length === PARTITIONS / 2 && b.rt.stats().partitions.filter((p) => p.owned).length === PARTITIONS / 2);
     await waitUntil(() => a.group.durable.length + b.group.durable.length >= 60);
     await a.rt.stop();
     await appendMany(stream, 60, 120);

@@ -10,8 +10,9 @@
  * - Progress: each owned partition is read in order from its checkpoint; the group flushes
  *   (sink durable, then fenced checkpoint) when it has gathered enough or waited long
  *   enough. At-least-once: after a crash, records after the checkpoint are handled again.
- * - Not yet: moving leases that are alive to a worker that joins later (it gets partitions
- *   as they expire or are released); that rebalancing comes with multi-worker deployments.
+ * - Balance: workers announce themselves with a membership lease; a worker above its fair
+ *   share hands partitions over (flush, checkpoint, release) when another holds fewer than
+ *   its share, so a worker that joins takes a fair share within a lease period.
  * - Failure of the sink: the partition is closed and reopened from its checkpoint after an
  *   exponential backoff, so a full disk or a stopped database delays but loses nothing.
  */
@@ -73,6 +74,13 @@ const MAX_BACKOFF_MS = 30_000;
 /** How often a partition's head is read for the lag (a cheap query, but not one per batch). */
 const HEAD_REFRESH_MS = 500;
 
+/** A worker's slot in the membership group: a stable 31-bit hash of its owner id. */
+function memberSlot(owner: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < owner.length; i++) h = Math.imul(h ^ owner.charCodeAt(i), 0x01000193) >>> 0;
+  return h & 0x7fffffff;
+}
+
 function distance(head: Sequence | null, from: Sequence | null): number {
   if (head === null) return 0;
   try {
@@ -112,11 +120,9 @@ export class GroupRuntime {
     this.running = false;
     this.wake?.();
     await this.loop?.catch(() => undefined);
-    for (const [partition, st] of this.owned) {
+    for (const [partition, st] of [...this.owned]) {
       try {
-        if (st.opened && st.pending > 0) await this.flush(partition, st);
-        await this.o.group.close(partition);
-        await this.o.store.releaseLease(st.lease);
+        await this.release(partition, st);
       } catch (err) {
         this.o.log.warn({ err, partition }, 'could not checkpoint partition at shutdown');
       }
@@ -277,18 +283,51 @@ export class GroupRuntime {
     await this.o.group.close(partition).catch(() => undefined);
   }
 
+  /** Hands a partition over: its work made durable, then the lease given up for another worker. */
+  private async release(partition: number, st: Owned): Promise<void> {
+    if (st.opened && st.pending > 0) await this.flush(partition, st);
+    this.owned.delete(partition);
+    await this.o.group.close(partition);
+    await this.o.store.releaseLease(st.lease);
+  }
+
+  /**
+   * Renews what we hold, announces this worker, gives up partitions above our fair share when
+   * another member has fewer than its share (so a worker that joins gets partitions without
+   * waiting for a crash), and takes free ones up to our share.
+   */
   private async maintainLeases(now: number): Promise<void> {
     const { store, group, leaseMs, owner } = this.o;
+    const partitions = this.o.stream.partitions;
     for (const [partition, st] of this.owned) {
       const renewed = await store.renewLease(st.lease, leaseMs, now);
       if (renewed) st.lease = renewed;
       else await this.drop(partition);
     }
-    const leases = await store.listLeases(group.name);
-    const liveOwners = new Set(leases.filter((l) => l.expiresAt > now).map((l) => l.owner));
-    liveOwners.add(owner);
-    const fairShare = Math.ceil(this.o.stream.partitions / liveOwners.size);
-    for (let p = 0; p < this.o.stream.partitions && this.owned.size < fairShare; p++) {
+    // Membership rides on the lease table: one lease per worker in a companion group, keyed
+    // by a hash of the owner, so a worker that holds no partition yet is still counted.
+    const membersGroup = `${group.name}#members`;
+    await store.acquireLease(membersGroup, memberSlot(owner), owner, leaseMs, now);
+    const live = (await store.listLeases(group.name)).filter((l) => l.expiresAt > now);
+    const members = new Set((await store.listLeases(membersGroup)).filter((l) => l.expiresAt > now).map((l) => l.owner));
+    for (const l of live) members.add(l.owner);
+    members.add(owner);
+    const fairShare = Math.ceil(partitions / members.size);
+    const minShare = Math.floor(partitions / members.size);
+    const held = new Map<string, number>();
+    for (const l of live) held.set(l.owner, (held.get(l.owner) ?? 0) + 1);
+    const someoneShort = [...members].some((m) => m !== owner && (held.get(m) ?? 0) < minShare);
+    if (someoneShort && this.owned.size > fairShare) {
+      const excess = [...this.owned.keys()].sort((a, b) => b - a).slice(0, this.owned.size - fairShare);
+      for (const partition of excess) {
+        try {
+          await this.release(partition, this.owned.get(partition)!);
+        } catch (err) {
+          this.o.log.warn({ err, group: group.name, partition }, 'could not hand the partition over; keeping it');
+        }
+      }
+    }
+    for (let p = 0; p < partitions && this.owned.size < fairShare; p++) {
       if (this.owned.has(p)) continue;
       const lease = await store.acquireLease(group.name, p, owner, leaseMs, now);
       if (lease) {

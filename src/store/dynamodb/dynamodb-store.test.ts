@@ -1,0 +1,202 @@
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import dynalite from 'dynalite';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { storeConformance } from '../testing/conformance.js';
+import { LeaseLostError, type Alert, type Lease, type OutboxItem } from '../types.js';
+import { DynamoDbStore } from './dynamodb-store.js';
+import { startTransactionProxy, type TransactionProxy } from './testing/dynalite-transactions.js';
+
+const T0 = 1_700_000_000_000;
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+const outboxFor = (alert: Alert): OutboxItem[] =>
+  ['con-a', 'con-b'].map((contactId) => ({
+    id: `${alert.id}:0:${contactId}:webhook`,
+    alertId: alert.id,
+    step: 0,
+    contactId,
+    channel: 'webhook',
+    payload: {},
+    status: 'queued',
+    attempts: 0,
+    nextAttemptAt: T0,
+    lastError: null,
+    providerId: null,
+    createdAt: T0,
+    updatedAt: T0,
+  }));
+
+const raise = (id: string, type = 'HR_HIGH') => ({
+  kind: 'raise' as const,
+  alert: { id, residentId: 'res-1', deviceId: 'band-1', type, severity: 'high' as const, openedAt: T0, detectedAt: T0, delayMs: null, evidence: {} },
+});
+
+const checkpointOf = (lease: Lease, sequence = '1') => ({
+  group: lease.group,
+  partition: lease.partition,
+  sequence,
+  snapshot: null,
+  fence: { owner: lease.owner, epoch: lease.epoch },
+});
+
+describe('DynamoDB store (dynalite)', () => {
+  let server: Server;
+  let proxy: TransactionProxy;
+  let table = '';
+  beforeAll(async () => {
+    server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    proxy = await startTransactionProxy(`http://127.0.0.1:${port}`);
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  beforeEach(() => {
+    table = `vigil-test-${randomBytes(6).toString('hex')}`;
+  });
+  const open = () => DynamoDbStore.open({ table, region: 'us-east-1', endpoint: proxy.endpoint, credentials });
+
+  storeConformance('DynamoDB', open);
+
+  describe('with several clients', () => {
+    it('turns a raise into a recurrence when another client opened that alert while outboxFor ran', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        const la = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+        const lb = (await b.acquireLease('alerts', 1, 'worker-b', 10_000, T0))!;
+        const created = await a.commitAlertBatch(
+          [raise('alr-a')],
+          async (alert) => {
+            await b.commitAlertBatch([raise('alr-b')], outboxFor, checkpointOf(lb));
+            return outboxFor(alert);
+          },
+          checkpointOf(la),
+        );
+        expect(created).toEqual([]);
+        expect(await a.getAlert('alr-a')).toBeNull();
+        expect(await a.getAlert('alr-b')).toMatchObject({ state: 'open', occurrences: 2 });
+        expect(await a.listOutbox('alr-a')).toEqual([]);
+        expect(await a.listOutbox('alr-b')).toHaveLength(2);
+        expect(await a.getCheckpoint('alerts', 0)).toMatchObject({ sequence: '1' });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('applies concurrent batches of one resident without losing an update', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        const la = (await a.acquireLease('alerts', 0, 'worker-a', 60_000, T0))!;
+        const lb = (await b.acquireLease('alerts', 1, 'worker-b', 60_000, T0))!;
+        const rounds = 8;
+        const run = async (store: DynamoDbStore, lease: Lease, p: string, order: string[]) => {
+          const ids: string[] = [];
+          for (let i = 0; i < rounds; i++) {
+            const batch = order.map((t) => raise(`${p}-${i}-${t}`, `${t}${i}`));
+            ids.push(...(await store.commitAlertBatch(batch, outboxFor, checkpointOf(lease, String(i)))).map((x) => x.id));
+          }
+          return ids;
+        };
+        const ids = (await Promise.all([run(a, la, 'a', ['X', 'Y']), run(b, lb, 'b', ['Y', 'X'])])).flat();
+        expect(ids).toHaveLength(rounds * 2);
+        expect(await a.countOpenAlerts()).toBe(rounds * 2);
+        for (const id of ids) {
+          expect(await a.getAlert(id)).toMatchObject({ state: 'open', occurrences: 2 });
+          expect(await a.listOutbox(id)).toHaveLength(2);
+        }
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('never hands a lease or an outbox row to two clients', async () => {
+      const setup = await open();
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        const lease = (await setup.acquireLease('alerts', 0, 'setup', 10_000, T0))!;
+        const alerts = 40;
+        await setup.commitAlertBatch(
+          Array.from({ length: alerts }, (_, i) => raise(`alr-${i}`, `T${i}`)),
+          outboxFor,
+          checkpointOf(lease),
+        );
+        const contend = async (store: DynamoDbStore, owner: string) => {
+          const leases: number[] = [];
+          for (let p = 0; p < 30; p++) if (await store.acquireLease('contended', p, owner, 60_000, T0)) leases.push(p);
+          const claimed: string[] = [];
+          for (let batch; (batch = await store.claimOutbox(T0, 3)).length; ) claimed.push(...batch.map((o) => o.id));
+          return { leases, claimed };
+        };
+        const results = await Promise.all([contend(a, 'a'), contend(b, 'b')]);
+        expect(results.flatMap((r) => r.leases).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, p) => p));
+        const claimed = results.flatMap((r) => r.claimed);
+        expect(claimed).toHaveLength(alerts * 2);
+        expect(new Set(claimed).size).toBe(alerts * 2);
+      } finally {
+        await Promise.all([setup.close(), a.close(), b.close()]);
+      }
+    });
+
+    it('refuses the batch in its transaction when the lease changes hands while outboxFor runs', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        const old = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+        await a.writeCheckpoint('alerts', 0, '1', { v: 1 }, { owner: old.owner, epoch: old.epoch });
+        // The fence is checked before outboxFor; the takeover happens after it, so only the
+        // ConditionCheck on the lease inside TransactWriteItems can catch it.
+        const err = await a
+          .commitAlertBatch(
+            [raise('alr-1'), raise('alr-2', 'SOS')],
+            async (alert) => {
+              await b.acquireLease('alerts', 0, 'worker-b', 10_000, T0 + 10_000);
+              return outboxFor(alert);
+            },
+            checkpointOf(old, '2'),
+          )
+          .catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(LeaseLostError);
+        expect(await a.getAlert('alr-1')).toBeNull();
+        expect(await a.getAlert('alr-2')).toBeNull();
+        expect(await a.listOutbox('alr-1')).toEqual([]);
+        expect(await a.countOpenAlerts()).toBe(0);
+        expect(await a.getCheckpoint('alerts', 0)).toMatchObject({ sequence: '1', snapshot: { v: 1 } });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('splits a batch larger than one transaction, with the checkpoint in the last part', async () => {
+      const store = await open();
+      try {
+        const lease = (await store.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+        const batch = Array.from({ length: 120 }, (_, i) => raise(`alr-${i}`, `T${i}`));
+        const created = await store.commitAlertBatch(batch, outboxFor, checkpointOf(lease, '9'));
+        expect(created).toHaveLength(120);
+        expect(await store.countOpenAlerts()).toBe(120);
+        expect(await store.listOutbox('alr-119')).toHaveLength(2);
+        expect(await store.getCheckpoint('alerts', 0)).toMatchObject({ sequence: '9' });
+        // A replay changes nothing.
+        expect(await store.commitAlertBatch(batch, outboxFor, checkpointOf(lease, '9'))).toEqual([]);
+        expect(await store.getAlert('alr-0')).toMatchObject({ occurrences: 1 });
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('reopens an existing table', async () => {
+      const first = await open();
+      await first.setSetting('k', 'v');
+      await first.close();
+      const again = await open();
+      try {
+        expect(await again.getSetting('k')).toBe('v');
+      } finally {
+        await again.close();
+      }
+    });
+  });
+});
