@@ -27,6 +27,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { VigilError } from '../../core/errors.js';
+import { clampLimit, higherSeverity, newAlert, rowMappers, type AlertRow, type CheckpointRow, type ContactRow, type DeviceRow, type LeaseRow, type OutboxRow, type ResidentRow } from '../store-rows.js';
 import {
   LeaseLostError,
   type Alert,
@@ -39,9 +40,11 @@ import {
   type Lease,
   type OutboxItem,
   type Resident,
-  type Severity,
   type Store,
 } from '../types.js';
+
+// SQLite returns JSON columns as text.
+const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => (v === null ? null : JSON.parse(v as string)));
 
 const SCHEMA_VERSION = 1;
 
@@ -130,144 +133,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 );
 `;
 
-interface ResidentRow {
-  id: string;
-  name: string;
-  birth_date: string | null;
-  timezone: string;
-  home_location: string | null;
-  created_at: number;
-}
-interface DeviceRow {
-  device_id: string;
-  resident_id: string;
-  created_at: number;
-}
-interface ContactRow {
-  id: string;
-  resident_id: string;
-  name: string;
-  phone: string | null;
-  email: string | null;
-  webhook_url: string | null;
-  webhook_secret: string | null;
-  created_at: number;
-}
-interface AlertRow {
-  id: string;
-  resident_id: string;
-  device_id: string;
-  type: string;
-  severity: Severity;
-  state: Alert['state'];
-  opened_at: number;
-  detected_at: number;
-  delay_ms: number | null;
-  acknowledged_at: number | null;
-  acknowledged_by: string | null;
-  ack_note: string | null;
-  resolved_at: number | null;
-  last_seen_at: number;
-  occurrences: number;
-  evidence: string;
-}
-interface OutboxRow {
-  id: string;
-  alert_id: string;
-  step: number;
-  contact_id: string;
-  channel: string;
-  payload: string;
-  status: OutboxItem['status'];
-  attempts: number;
-  next_attempt_at: number;
-  last_error: string | null;
-  provider_id: string | null;
-  created_at: number;
-  updated_at: number;
-}
-interface LeaseRow {
-  grp: string;
-  part: number;
-  owner: string;
-  epoch: number;
-  expires_at: number;
-}
-interface CheckpointRow {
-  grp: string;
-  part: number;
-  sequence: string | null;
-  snapshot: string | null;
-  updated_at: number;
-}
-
-const toResident = (r: ResidentRow): Resident => ({
-  id: r.id,
-  name: r.name,
-  birthDate: r.birth_date,
-  timezone: r.timezone,
-  homeLocation: r.home_location === null ? null : JSON.parse(r.home_location),
-  createdAt: r.created_at,
-});
-
-const toDevice = (r: DeviceRow): Device => ({ deviceId: r.device_id, residentId: r.resident_id, createdAt: r.created_at });
-
-const toContact = (r: ContactRow): Contact => ({
-  id: r.id,
-  residentId: r.resident_id,
-  name: r.name,
-  phone: r.phone,
-  email: r.email,
-  webhookUrl: r.webhook_url,
-  webhookSecret: r.webhook_secret,
-  createdAt: r.created_at,
-});
-
-const toAlert = (r: AlertRow): Alert => ({
-  id: r.id,
-  residentId: r.resident_id,
-  deviceId: r.device_id,
-  type: r.type,
-  severity: r.severity,
-  state: r.state,
-  openedAt: r.opened_at,
-  detectedAt: r.detected_at,
-  delayMs: r.delay_ms,
-  acknowledgedAt: r.acknowledged_at,
-  acknowledgedBy: r.acknowledged_by,
-  ackNote: r.ack_note,
-  resolvedAt: r.resolved_at,
-  lastSeenAt: r.last_seen_at,
-  occurrences: r.occurrences,
-  evidence: JSON.parse(r.evidence),
-});
-
-const toOutboxItem = (r: OutboxRow): OutboxItem => ({
-  id: r.id,
-  alertId: r.alert_id,
-  step: r.step,
-  contactId: r.contact_id,
-  channel: r.channel,
-  payload: JSON.parse(r.payload),
-  status: r.status,
-  attempts: r.attempts,
-  nextAttemptAt: r.next_attempt_at,
-  lastError: r.last_error,
-  providerId: r.provider_id,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
-
-const toLease = (r: LeaseRow): Lease => ({ group: r.grp, partition: r.part, owner: r.owner, epoch: r.epoch, expiresAt: r.expires_at });
-
-const toCheckpoint = (r: CheckpointRow): Checkpoint => ({
-  group: r.grp,
-  partition: r.part,
-  sequence: r.sequence,
-  snapshot: r.snapshot === null ? null : JSON.parse(r.snapshot),
-  updatedAt: r.updated_at,
-});
-
 const alertParams = (a: Alert) => ({
   id: a.id,
   residentId: a.residentId,
@@ -302,27 +167,6 @@ const outboxParams = (o: OutboxItem) => ({
   createdAt: o.createdAt,
   updatedAt: o.updatedAt,
 });
-
-const SEVERITY_RANK: Record<Severity, number> = { low: 0, medium: 1, high: 2, critical: 3 };
-const higherSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_RANK[b] > SEVERITY_RANK[a] ? b : a);
-
-const DEFAULT_LIMIT = 100;
-const MAX_LIMIT = 1000;
-const clampLimit = (limit: number | undefined): number => Math.min(Math.max(Math.trunc(limit ?? DEFAULT_LIMIT), 1), MAX_LIMIT);
-
-/** The alert a raise creates when nothing of its (resident, type) is unresolved. */
-function newAlert(raise: Extract<AlertChange, { kind: 'raise' }>['alert']): Alert {
-  return {
-    ...raise,
-    state: 'open',
-    acknowledgedAt: null,
-    acknowledgedBy: null,
-    ackNote: null,
-    resolvedAt: null,
-    lastSeenAt: raise.openedAt,
-    occurrences: 1,
-  };
-}
 
 /** Turns SQLite constraint failures into catalogue errors; anything else passes through. */
 function constraintError(err: unknown, messages: { duplicate: string; missingResident?: string }): unknown {
@@ -695,7 +539,8 @@ export class SqliteStore implements Store {
   private resolve(change: AlertResolve): void {
     const open = this.q.unresolvedAlert.get(change.residentId, change.type);
     if (!open) return;
-    const evidence = change.evidence ? { ...JSON.parse(open.evidence), resolution: change.evidence } : JSON.parse(open.evidence);
+    const before = JSON.parse(open.evidence as string) as Record<string, unknown>;
+    const evidence = change.evidence ? { ...before, resolution: change.evidence } : before;
     this.q.resolveAlert.run({ id: open.id, at: change.at, evidence: JSON.stringify(evidence) });
   }
 
