@@ -39,7 +39,7 @@ describe('crash: SIGKILL under load', () => {
     child = spawn(
       process.execPath,
       [BIN, 'start', '--simulate', '0', '--port', String(port), '--data-dir', dataDir, '--admin-key', ADMIN_KEY,
-        '--processor-lease-ms', '1500', '--archive-flush-interval-ms', '300', '--notify-retry-base-ms', '100',
+        '--processor-lease-ms', '1500', '--archive-flush-interval-ms', '300', '--notify-retry-base-ms', '100', '--notify-webhook-timeout-ms', '2000',
         '--status-interval-ms', '0', '--log-level', 'error'],
       { stdio: ['ignore', 'ignore', 'inherit'] },
     );

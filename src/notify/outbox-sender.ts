@@ -5,7 +5,8 @@
  *
  * Delivery is at-least-once with a stable delivery id: a row is marked `sending` before the
  * request and `sent` after; a crash between the receiver's answer and that mark resends it
- * once after restart with the same `X-Vigil-Delivery`, which receivers use to deduplicate.
+ * once, after `stuckAfterMs`, with the same `X-Vigil-Delivery`, which receivers use to
+ * deduplicate.
  */
 import type { Logger } from 'pino';
 import type { Store } from '../store/types.js';
@@ -16,6 +17,8 @@ export interface OutboxSenderOptions {
   channels: Channel[];
   maxAttempts: number;
   retryBaseMs: number;
+  /** A row `sending` for longer than this was abandoned by a dead sender. */
+  stuckAfterMs: number;
   log: Logger;
   /** Rows sent concurrently. */
   concurrency?: number;
@@ -31,13 +34,13 @@ export class OutboxSender {
   private loop: Promise<void> | null = null;
   private wakeUp: (() => void) | null = null;
   private readonly channels: Map<string, Channel>;
+  private nextStuckCheck = 0;
 
   constructor(private readonly o: OutboxSenderOptions) {
     this.channels = new Map(o.channels.map((c) => [c.name, c]));
   }
 
   async start(): Promise<void> {
-    await this.o.store.requeueStuckOutbox(Date.now());
     this.running = true;
     this.loop = this.run();
   }
@@ -56,6 +59,12 @@ export class OutboxSender {
     while (this.running) {
       let claimed = 0;
       try {
+        // Rows another sender claimed and never finished: it died (a live one is done within
+        // its timeout). Any worker picks them up, so a killed worker's notifications still go.
+        if (Date.now() >= this.nextStuckCheck) {
+          await this.o.store.requeueStuckOutbox(Date.now() - this.o.stuckAfterMs, Date.now());
+          this.nextStuckCheck = Date.now() + 1000;
+        }
         const items = await this.o.store.claimOutbox(Date.now(), this.o.concurrency ?? 16);
         claimed = items.length;
         await Promise.all(items.map((item) => this.deliver(item)));

@@ -174,8 +174,11 @@ export interface Store {
   /** Queued or retry-due rows, marked `sending` so no other sender takes them. */
   claimOutbox(now: number, limit: number): Promise<OutboxItem[]>;
   completeOutbox(id: string, result: { ok: true; providerId?: string } | { ok: false; error: string; retryAt: number | null }, now: number): Promise<void>;
-  /** After a crash, rows left `sending` are retried. */
-  requeueStuckOutbox(now: number): Promise<number>;
+  /**
+   * Rows left `sending` since before `claimedBefore` (their sender died: a live one finishes
+   * within its timeout) go back to `queued`, due at `now`. Returns how many.
+   */
+  requeueStuckOutbox(claimedBefore: number, now: number): Promise<number>;
   listOutbox(alertId: string): Promise<OutboxItem[]>;
 
   // processing

@@ -35,6 +35,8 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
         channels: [new WebhookChannel(config['notify.webhookTimeoutMs'])],
         maxAttempts: config['notify.maxAttempts'],
         retryBaseMs: config['notify.retryBaseMs'],
+        // Twice the request timeout: a live sender has finished (or timed out) by then.
+        stuckAfterMs: 2 * config['notify.webhookTimeoutMs'] + 1000,
         log,
         onResult: (_channel, ok) => (ok ? counters.notificationsSent++ : counters.notificationsFailed++),
       });

@@ -914,8 +914,9 @@ export class DynamoDbStore implements Store {
   }
 
   /** Rows left `sending`, found through the sparse gsi3 partition `OUTBOX#SENDING`. */
-  async requeueStuckOutbox(now: number): Promise<number> {
-    const stuck = await this.query({ IndexName: 'gsi3', KeyConditionExpression: 'g3pk = :p', ExpressionAttributeValues: { ':p': SENDING } });
+  async requeueStuckOutbox(claimedBefore: number, now: number): Promise<number> {
+    const sending = await this.query({ IndexName: 'gsi3', KeyConditionExpression: 'g3pk = :p', ExpressionAttributeValues: { ':p': SENDING } });
+    const stuck = sending.filter((row) => row.updatedAt < claimedBefore);
     const done = await Promise.all(
       stuck.map(async (row) => {
         try {
@@ -923,13 +924,14 @@ export class DynamoDbStore implements Store {
             new UpdateCommand({
               TableName: this.table,
               Key: key.outbox(row.id),
-              ConditionExpression: '#status = :sending',
+              ConditionExpression: '#status = :sending AND #updatedAt < :before',
               UpdateExpression: 'SET #status = :queued, #nextAttemptAt = :now, #updatedAt = :now, #g3pk = :due, #g3sk = :dueKey',
               ExpressionAttributeNames: names('status', 'nextAttemptAt', 'updatedAt', 'g3pk', 'g3sk'),
               ExpressionAttributeValues: {
                 ':sending': 'sending',
                 ':queued': 'queued',
                 ':now': now,
+                ':before': claimedBefore,
                 ':due': DUE,
                 ':dueKey': dueKey(now, row.createdAt, row.id),
               },

@@ -225,7 +225,7 @@ const SQL = {
   outboxRetry: `UPDATE outbox SET status = 'queued', next_attempt_at = $2, last_error = $3, updated_at = $4
     WHERE id = $1 AND status = 'sending'`,
   outboxFailed: "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3 WHERE id = $1 AND status = 'sending'",
-  requeueStuck: "UPDATE outbox SET status = 'queued', next_attempt_at = $1, updated_at = $1 WHERE status = 'sending'",
+  requeueStuck: "UPDATE outbox SET status = 'queued', next_attempt_at = $1, updated_at = $1 WHERE status = 'sending' AND updated_at < $2",
   listOutbox: 'SELECT * FROM outbox WHERE alert_id = $1 ORDER BY created_at, step, contact_id, channel',
 
   // Compare-and-set in one statement: a concurrent insert of the same key waits for ours and
@@ -675,8 +675,8 @@ export class PostgresStore implements Store {
     else await run(this.pool, 'outboxRetry', [id, result.retryAt, result.error, now]);
   }
 
-  async requeueStuckOutbox(now: number): Promise<number> {
-    return (await run(this.pool, 'requeueStuck', [now])).rowCount ?? 0;
+  async requeueStuckOutbox(claimedBefore: number, now: number): Promise<number> {
+    return (await run(this.pool, 'requeueStuck', [now, claimedBefore])).rowCount ?? 0;
   }
 
   async listOutbox(alertId: string): Promise<OutboxItem[]> {

@@ -282,8 +282,8 @@ function prepareStatements(db: Database.Database) {
     outboxFailed: db.prepare<[string, number, string]>(
       "UPDATE outbox SET status = 'failed', last_error = ?, updated_at = ? WHERE id = ? AND status = 'sending'",
     ),
-    requeueStuck: db.prepare<[number, number]>(
-      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ? WHERE status = 'sending'",
+    requeueStuck: db.prepare<[number, number, number]>(
+      "UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND updated_at < ?",
     ),
     listOutbox: db.prepare<[string], OutboxRow>(
       'SELECT * FROM outbox WHERE alert_id = ? ORDER BY created_at, step, contact_id, channel',
@@ -565,8 +565,8 @@ export class SqliteStore implements Store {
     else this.q.outboxRetry.run(result.retryAt, result.error, now, id);
   }
 
-  async requeueStuckOutbox(now: number): Promise<number> {
-    return this.q.requeueStuck.run(now, now).changes;
+  async requeueStuckOutbox(claimedBefore: number, now: number): Promise<number> {
+    return this.q.requeueStuck.run(now, now, claimedBefore).changes;
   }
 
   async listOutbox(alertId: string): Promise<OutboxItem[]> {

@@ -442,14 +442,15 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect((await store.listOutbox('alr-1')).find((o) => o.id === a.id)).toMatchObject({ status: 'sent' });
       });
 
-      it('requeues rows left sending by a crash', async () => {
+      it('requeues rows left sending by a crash, not rows a live sender claimed since', async () => {
         const store = await queued();
         const claimed = await store.claimOutbox(T0 + 2000, 10);
         expect(claimed).toHaveLength(4);
         await store.completeOutbox(claimed[0].id, { ok: true }, T0 + 2100);
         const restarted = await restart(store);
-        expect(await restarted.requeueStuckOutbox(T0 + 9000)).toBe(3);
-        expect(await restarted.requeueStuckOutbox(T0 + 9000)).toBe(0);
+        expect(await restarted.requeueStuckOutbox(T0 + 2000, T0 + 9000)).toBe(0); // claimed at T0+2000: not before
+        expect(await restarted.requeueStuckOutbox(T0 + 2001, T0 + 9000)).toBe(3);
+        expect(await restarted.requeueStuckOutbox(T0 + 9000, T0 + 9000)).toBe(0);
         const again = await restarted.claimOutbox(T0 + 9000, 10);
         const requeued = again.filter((o) => o.alertId !== 'alr-3');
         expect(requeued.map((o) => o.id).sort()).toEqual(claimed.slice(1).map((o) => o.id).sort());
