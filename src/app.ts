@@ -132,22 +132,28 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
   const sweep = setInterval(() => limiter.sweep(Date.now()), 60_000).unref();
   let mqttIngest: { stop(): Promise<void> } | null = null;
-  if (config['mqtt.url'] && (opts.api ?? true)) {
-    // MQTT is an ingest front door like POST /v1/readings: only where the ingest is served.
-    try {
-      mqttIngest = await startMqttIngest({ config, stream, store, metrics, log });
-    } catch (err) {
+  let stopping: Promise<void> | null = null;
+  // In-flight requests are answered (they wait on the stream), then the stream commits what it
+  // holds, then every group flushes and checkpoints.
+  const shutdown = () =>
+    (stopping ??= (async () => {
       clearInterval(sweep);
+      await mqttIngest?.stop(); // first: what it is appending is acked, the rest is redelivered
       await app.close();
       await stream.close();
       await host.stop();
       await closeWarehouse();
       await store.close();
+    })());
+  if (config['mqtt.url'] && (opts.api ?? true)) {
+    // MQTT is an ingest front door like POST /v1/readings: only where the ingest is served.
+    try {
+      mqttIngest = await startMqttIngest({ config, stream, store, metrics, log });
+    } catch (err) {
+      await shutdown();
       throw err;
     }
   }
-
-  let stopping: Promise<void> | null = null;
   return {
     config,
     app,
@@ -158,19 +164,6 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
     host,
     metrics,
     log,
-    stop() {
-      // In-flight requests are answered (they wait on the stream), then the stream commits
-      // what it holds, then every group flushes and checkpoints.
-      stopping ??= (async () => {
-        clearInterval(sweep);
-        await mqttIngest?.stop(); // first: what it is appending is acked, the rest is redelivered
-        await app.close();
-        await stream.close();
-        await host.stop();
-        await closeWarehouse();
-        await store.close();
-      })();
-      return stopping;
-    },
+    stop: shutdown,
   };
 }
