@@ -32,6 +32,8 @@ declare module 'autocannon' {
     pipelining?: number;
     duration?: number;
     timeout?: number;
+    /** Requests/s over all connections (spread evenly over them). */
+    overallRate?: number;
     requests?: AutocannonRequest[];
     setupClient?: (client: AutocannonClient) => void;
   }

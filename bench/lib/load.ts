@@ -14,6 +14,8 @@ export interface LoadOptions {
   durationSec: number;
   /** At most one per device, so that each device's seqs arrive in order. */
   connections: number;
+  /** Offered load in requests/s over all connections (autocannon's `overallRate`); unset: as fast as answered. */
+  overallRate?: number;
 }
 
 export interface LoadResult {
@@ -72,6 +74,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     connections: o.connections,
     pipelining: 1,
     duration: o.durationSec,
+    ...(o.overallRate !== undefined && { overallRate: o.overallRate }),
     // Placeholder replaced per connection in setupClient (autocannon builds it before).
     requests: [{ method: 'POST', path: '/v1/readings' }],
     setupClient(client) {

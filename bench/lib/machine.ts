@@ -1,5 +1,5 @@
 /** The machine a benchmark ran on, printed first so figures are never read without it. */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
 export function describeMachine(): string[] {
@@ -28,4 +28,31 @@ export function machineBusySeconds(): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * CPU seconds used so far by every process whose command name (`/proc/<pid>/comm`) is one of
+ * `names`, summed per name (e.g. all `postgres` backends); Linux only, empty elsewhere. A process
+ * that exits between two readings takes its CPU with it, so use this for long-lived servers.
+ */
+export function cpuSecondsByName(names: string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      if (!names.includes(comm)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(comm, (out.get(comm) ?? 0) + (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }
