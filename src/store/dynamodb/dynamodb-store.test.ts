@@ -4,42 +4,12 @@ import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storeConformance } from '../testing/conformance.js';
-import { LeaseLostError, type Alert, type Lease, type OutboxItem } from '../types.js';
+import { checkpointOf, outboxFor, raise, T0 } from '../testing/fixtures.js';
+import { LeaseLostError, type Lease } from '../types.js';
 import { DynamoDbStore } from './dynamodb-store.js';
 import { startTransactionProxy, type TransactionProxy } from './testing/dynalite-transactions.js';
 
-const T0 = 1_700_000_000_000;
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
-
-const outboxFor = (alert: Alert): OutboxItem[] =>
-  ['con-a', 'con-b'].map((contactId) => ({
-    id: `${alert.id}:0:${contactId}:webhook`,
-    alertId: alert.id,
-    step: 0,
-    contactId,
-    channel: 'webhook',
-    payload: {},
-    status: 'queued',
-    attempts: 0,
-    nextAttemptAt: T0,
-    lastError: null,
-    providerId: null,
-    createdAt: T0,
-    updatedAt: T0,
-  }));
-
-const raise = (id: string, type = 'HR_HIGH') => ({
-  kind: 'raise' as const,
-  alert: { id, residentId: 'res-1', deviceId: 'band-1', type, severity: 'high' as const, openedAt: T0, detectedAt: T0, delayMs: null, evidence: {} },
-});
-
-const checkpointOf = (lease: Lease, sequence = '1') => ({
-  group: lease.group,
-  partition: lease.partition,
-  sequence,
-  snapshot: null,
-  fence: { owner: lease.owner, epoch: lease.epoch },
-});
 
 describe('DynamoDB store (dynalite)', () => {
   let server: Server;

@@ -3,47 +3,16 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serviceUp } from '../../testing/services.js';
 import { storeConformance } from '../testing/conformance.js';
-import type { Alert, Lease, OutboxItem } from '../types.js';
+import { checkpointOf, outboxFor, raise, T0 } from '../testing/fixtures.js';
 import { PostgresStore } from './postgres-store.js';
 
 const SERVER = 'postgres://postgres@127.0.0.1:5432';
-const T0 = 1_700_000_000_000;
 
 const up = await serviceUp('postgres');
 
 const uniqueName = (prefix: string) => `${prefix}_${randomBytes(6).toString('hex')}`;
 const urlFor = (database: string, schema: string) =>
   `${SERVER}/${database}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-
-const outboxFor = (alert: Alert): OutboxItem[] =>
-  ['con-a', 'con-b'].map((contactId) => ({
-    id: `${alert.id}:0:${contactId}:webhook`,
-    alertId: alert.id,
-    step: 0,
-    contactId,
-    channel: 'webhook',
-    payload: {},
-    status: 'queued',
-    attempts: 0,
-    nextAttemptAt: T0,
-    lastError: null,
-    providerId: null,
-    createdAt: T0,
-    updatedAt: T0,
-  }));
-
-const raise = (id: string, type = 'HR_HIGH') => ({
-  kind: 'raise' as const,
-  alert: { id, residentId: 'res-1', deviceId: 'band-1', type, severity: 'high' as const, openedAt: T0, detectedAt: T0, delayMs: null, evidence: {} },
-});
-
-const checkpointOf = (lease: Lease, sequence = '1') => ({
-  group: lease.group,
-  partition: lease.partition,
-  sequence,
-  snapshot: null,
-  fence: { owner: lease.owner, epoch: lease.epoch },
-});
 
 describe.skipIf(!up)('PostgreSQL store', () => {
   // Each test gets a fresh schema in database `test`, dropped afterwards.

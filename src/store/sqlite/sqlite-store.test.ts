@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from './sqlite-store.js';
 import { storeConformance } from '../testing/conformance.js';
-import type { Alert, OutboxItem } from '../types.js';
+import { outboxFor, raise, T0 } from '../testing/fixtures.js';
 
 let dir = '';
 beforeEach(() => {
@@ -13,30 +13,6 @@ beforeEach(() => {
 });
 
 storeConformance('SQLite', async () => SqliteStore.open(dir));
-
-const T0 = 1_700_000_000_000;
-
-const outboxFor = (alert: Alert): OutboxItem[] =>
-  ['con-a', 'con-b'].map((contactId) => ({
-    id: `${alert.id}:0:${contactId}:webhook`,
-    alertId: alert.id,
-    step: 0,
-    contactId,
-    channel: 'webhook',
-    payload: {},
-    status: 'queued',
-    attempts: 0,
-    nextAttemptAt: T0,
-    lastError: null,
-    providerId: null,
-    createdAt: T0,
-    updatedAt: T0,
-  }));
-
-const raise = (id: string, type = 'HR_HIGH') => ({
-  kind: 'raise' as const,
-  alert: { id, residentId: 'res-1', deviceId: 'band-1', type, severity: 'high' as const, openedAt: T0, detectedAt: T0, delayMs: null, evidence: {} },
-});
 
 describe('SQLite store with several connections', () => {
   const stores: SqliteStore[] = [];

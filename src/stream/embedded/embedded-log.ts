@@ -18,6 +18,7 @@
 import Database from 'better-sqlite3';
 import type { AppendEntry, AppendResult, Position, Sequence, StreamRecord } from '../types.js';
 import { partitionOf } from '../partitioner.js';
+import { packRecord } from '../record-packing.js';
 import { SeqRanges } from './seq-ranges.js';
 
 const SCHEMA = `
@@ -139,8 +140,7 @@ export class EmbeddedLogWriter {
           const seq = nextSeq[part]++;
           const ts = Math.max(now, lastTs[part]);
           lastTs[part] = ts;
-          const data = `{"deviceId":${JSON.stringify(entry.deviceId)},"residentId":${JSON.stringify(entry.residentId)},"readings":[${kept.join(',')}]}`;
-          this.insertRecord.run(part, seq, ts, data);
+          this.insertRecord.run(part, seq, ts, packRecord(entry.deviceId, entry.residentId, kept));
           out.push({ partition: part, sequence: String(seq), duplicates });
         }
         for (const [device, r] of touched) this.putRanges.run(device, JSON.stringify(r), now);

@@ -11,12 +11,9 @@
  * sorted by starting hash key), so Kinesis routes the record to that shard and a device's
  * partition is the same on every backend.
  */
+import { packRecords as packInto, type Packed } from '../record-packing.js';
 
-export interface Packed {
-  data: string;
-  /** The `seq` of each reading in `data`. */
-  seqs: number[];
-}
+export type { Packed };
 
 /** Kinesis' limit of a record: data blob plus partition key. */
 export const MAX_RECORD_BYTES = 1024 * 1024;
@@ -24,35 +21,7 @@ export const MAX_RECORD_BYTES = 1024 * 1024;
 export const PARTITION_KEY_ROOM = 256;
 
 export function packRecords(deviceId: string, residentId: string, readings: string[], seqs: number[], maxBytes = MAX_RECORD_BYTES): Packed[] {
-  const head = `{"deviceId":${JSON.stringify(deviceId)},"residentId":${JSON.stringify(residentId)},"readings":[`;
-  const whole = `${head}${readings.join(',')}]}`;
-  const budget = maxBytes - PARTITION_KEY_ROOM;
-  // Length in UTF-16 units ≥ bytes / 3: most records skip counting bytes at all.
-  if (whole.length * 3 <= budget || Buffer.byteLength(whole) <= budget) return [{ data: whole, seqs }];
-
-  const out: Packed[] = [];
-  const frame = Buffer.byteLength(head) + 2;
-  let part: string[] = [];
-  let partSeqs: number[] = [];
-  let bytes = frame;
-  for (let i = 0; i < readings.length; i++) {
-    const size = Buffer.byteLength(readings[i]) + 1;
-    if (frame + size > budget) {
-      // Not a 503: retrying cannot help (ingest's limits keep a reading far below 1 MiB).
-      throw new RangeError(`reading seq ${seqs[i]} of ${deviceId} is ${size} bytes, more than a Kinesis record can carry (1 MiB)`);
-    }
-    if (bytes + size > budget) {
-      out.push({ data: `${head}${part.join(',')}]}`, seqs: partSeqs });
-      part = [];
-      partSeqs = [];
-      bytes = frame;
-    }
-    part.push(readings[i]);
-    partSeqs.push(seqs[i]);
-    bytes += size;
-  }
-  out.push({ data: `${head}${part.join(',')}]}`, seqs: partSeqs });
-  return out;
+  return packInto(deviceId, residentId, readings, seqs, maxBytes - PARTITION_KEY_ROOM, 'a Kinesis record (1 MiB)');
 }
 
 export interface ShardRange {

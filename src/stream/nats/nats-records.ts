@@ -7,46 +7,15 @@
  * into consecutive records that each fit. Consumers already expect a device's readings to be
  * spread over many records.
  */
+import { packRecords as packInto, type Packed } from '../record-packing.js';
 
-export interface Packed {
-  data: string;
-  /** The `seq` of each reading in `data`. */
-  seqs: number[];
-}
+export type { Packed };
 
 /** Room kept in a message for the headers (`Nats-Msg-Id`) and protocol framing. */
 const HEADER_ROOM = 1024;
 
 export function packRecords(deviceId: string, residentId: string, readings: string[], seqs: number[], maxPayload: number): Packed[] {
-  const head = `{"deviceId":${JSON.stringify(deviceId)},"residentId":${JSON.stringify(residentId)},"readings":[`;
-  const whole = `${head}${readings.join(',')}]}`;
-  const budget = maxPayload - HEADER_ROOM;
-  // Length in UTF-16 units ≥ bytes / 3: most records skip counting bytes at all.
-  if (whole.length * 3 <= budget || Buffer.byteLength(whole) <= budget) return [{ data: whole, seqs }];
-
-  const out: Packed[] = [];
-  const frame = Buffer.byteLength(head) + 2;
-  let part: string[] = [];
-  let partSeqs: number[] = [];
-  let bytes = frame;
-  for (let i = 0; i < readings.length; i++) {
-    const size = Buffer.byteLength(readings[i]) + 1;
-    if (frame + size > budget) {
-      // Not a 503: retrying cannot help (ingest's limits keep a reading far below 1 MiB).
-      throw new RangeError(`reading seq ${seqs[i]} of ${deviceId} is ${size} bytes, more than a NATS message can carry (max_payload ${maxPayload})`);
-    }
-    if (bytes + size > budget) {
-      out.push({ data: `${head}${part.join(',')}]}`, seqs: partSeqs });
-      part = [];
-      partSeqs = [];
-      bytes = frame;
-    }
-    part.push(readings[i]);
-    partSeqs.push(seqs[i]);
-    bytes += size;
-  }
-  out.push({ data: `${head}${part.join(',')}]}`, seqs: partSeqs });
-  return out;
+  return packInto(deviceId, residentId, readings, seqs, maxPayload - HEADER_ROOM, `a NATS message (max_payload ${maxPayload})`);
 }
 
 /**
