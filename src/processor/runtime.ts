@@ -94,6 +94,8 @@ export class GroupRuntime {
   private readonly owned = new Map<number, Owned>();
   private readonly heads: (Sequence | null)[];
   private readonly headsReadAt: number[];
+  /** Records after each partition's position, from backends that count them (see StreamReader.backlog). */
+  private readonly backlogs: (number | null)[];
   private running = false;
   private loop: Promise<void> | null = null;
   private nextLeaseCheck = 0;
@@ -105,6 +107,7 @@ export class GroupRuntime {
   constructor(private readonly o: RuntimeOptions) {
     this.heads = new Array(o.stream.partitions).fill(null);
     this.headsReadAt = new Array(o.stream.partitions).fill(0);
+    this.backlogs = new Array(o.stream.partitions).fill(null);
   }
 
   start(): void {
@@ -162,7 +165,7 @@ export class GroupRuntime {
         position: st?.position ?? null,
         checkpoint: st?.checkpoint ?? null,
         head: this.heads[p],
-        lag: st ? Math.max(0, distance(this.heads[p], st.checkpoint)) : 0,
+        lag: st ? this.lagOf(p, st) : 0,
         errors: st?.errors ?? 0,
       });
     }
@@ -174,6 +177,13 @@ export class GroupRuntime {
       flushes: this.flushes,
       partitions,
     };
+  }
+
+  /** Records between the checkpoint and the head: counted by the backend when it can, else by sequence. */
+  private lagOf(partition: number, st: Owned): number {
+    const backlog = this.backlogs[partition];
+    if (backlog !== null) return backlog + st.pending;
+    return Math.max(0, distance(this.heads[partition], st.checkpoint));
   }
 
   private async run(): Promise<void> {
@@ -240,6 +250,7 @@ export class GroupRuntime {
     }
     if (now - this.headsReadAt[partition] >= HEAD_REFRESH_MS) {
       this.heads[partition] = await this.o.stream.head(partition);
+      if (this.o.stream.backlog) this.backlogs[partition] = await this.o.stream.backlog(partition, st.position);
       this.headsReadAt[partition] = now;
     }
     const head = this.heads[partition];

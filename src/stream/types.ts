@@ -66,6 +66,12 @@ export interface StreamReader {
   read(partition: number, after: Sequence | null, limit: number): Promise<StreamRecord[]>;
   /** The newest sequence of the partition, or null when it is empty. */
   head(partition: number): Promise<Sequence | null>;
+  /**
+   * Records of the partition after `after` (where this reader last read), for backends whose
+   * sequences are not dense per partition (JetStream's count across the stream), so that lag
+   * is not head − position. Null when not known yet. Backends with dense sequences omit it.
+   */
+  backlog?(partition: number, after: Sequence | null): Promise<number | null>;
   /** Resolves when new records may be there, or after `timeoutMs`. */
   waitForAppend(timeoutMs: number): Promise<void>;
 }

@@ -39,18 +39,20 @@ export type CursorStart = { after: number | null } | { time: number };
  * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts ns>.<pending>` (servers before
  * 2.10), or with `<domain>.<account hash>` after ACK and a trailing token (later servers).
  */
-function parseAckSubject(reply: string): { seq: number; delivery: number; timestamp: number } | null {
+function parseAckSubject(reply: string): { seq: number; delivery: number; timestamp: number; pending: number } | null {
   const t = reply.split('.');
   if (t.length === 9) t.splice(2, 0, '_', '');
   if (t.length < 11 || t[0] !== '$JS' || t[1] !== 'ACK') return null;
   const ns = t[9];
-  return { seq: Number(t[7]), delivery: Number(t[8]), timestamp: ns.length > 6 ? Number(ns.slice(0, -6)) : 0 };
+  return { seq: Number(t[7]), delivery: Number(t[8]), timestamp: ns.length > 6 ? Number(ns.slice(0, -6)) : 0, pending: Number(t[10]) };
 }
 
 export class PartitionCursor {
   /** Consumer sequence of the next delivery: a jump means a message was lost on the way. */
   private nextDelivery = 1;
   lastUsed = Date.now();
+  /** Messages on the subject after `after`, as the last pull reported them (null: not known yet). */
+  pending: number | null = null;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -114,13 +116,17 @@ export class PartitionCursor {
       const onMessage = (err: Error | null, msg: Msg) => {
         if (err) return finish(err);
         const code = msg.headers?.code ?? 0;
-        if (code === 404 || code === 408) return finish(); // no_wait: nothing (more) stored now
+        if (code === 404 || code === 408) {
+          this.pending = 0;
+          return finish(); // no_wait: nothing (more) stored now
+        }
         if (code === 100) return; // heartbeat / flow control, not requested but harmless
         if (code !== 0) return finish(new CursorLostError(`pull answered ${code} ${msg.headers?.description ?? ''}`));
         const info = msg.reply ? parseAckSubject(msg.reply) : null;
         if (!info) return finish(new CursorLostError(`unexpected message on ${msg.subject}`));
         if (info.delivery !== this.nextDelivery) return finish(new CursorLostError('a delivery went missing'));
         this.nextDelivery++;
+        this.pending = Number.isFinite(info.pending) ? info.pending : null;
         out.push({ seq: info.seq, timestamp: info.timestamp, data: msg.data });
         if (out.length >= limit) finish();
       };

@@ -137,6 +137,23 @@ describe.skipIf(!up)('NATS JetStream stream', () => {
       });
     });
 
+    it('counts the records left after a read position in its partition only (the lag), not stream-wide sequences', async () => {
+      const stream = await fresh();
+      const part = partitionOf('backlog.band', 4);
+      const other = ['o1', 'o2', 'o3', 'o4', 'o5', 'o6'].find((d) => partitionOf(d, 4) !== part)!;
+      for (let i = 0; i < 10; i++) await stream.append([entry('backlog.band', [i]), entry(other, [i])]);
+      const first = await stream.read(part, null, 4);
+      expect(first).toHaveLength(4);
+      expect(await stream.backlog(part, first[3].sequence)).toBe(6);
+      const rest = await stream.read(part, first[3].sequence, 100);
+      expect(rest).toHaveLength(6);
+      expect(await stream.read(part, rest[5].sequence, 100)).toEqual([]);
+      expect(await stream.backlog(part, rest[5].sequence)).toBe(0);
+      // Sequences are stream-wide: head − position would have counted the other device's records.
+      expect(Number(await stream.head(part)) - Number(first[3].sequence)).toBeGreaterThan(6);
+      expect(await stream.backlog(part, '1')).toBeNull(); // not where the reader is
+    });
+
     it('fixes the partition count and updates retention on open', async () => {
       const first = await fresh();
       await first.append([entry('p-band', [0])]);

@@ -241,6 +241,12 @@ export class NatsStream implements Stream {
     }
   }
 
+  /** JetStream sequences count across partitions; the read cursor's pending count does not. */
+  async backlog(partition: number, after: Sequence | null): Promise<number | null> {
+    const cursor = this.cursors[partition];
+    return cursor && cursor.after === (after === null ? null : Number(after)) ? cursor.pending : null;
+  }
+
   async head(partition: number): Promise<Sequence | null> {
     const last = await this.jsm.direct.getMessage(this.layout.stream, { last_by_subj: this.subjectOf(partition) });
     return last ? String(last.seq) : null;
