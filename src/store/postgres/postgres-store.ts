@@ -52,6 +52,7 @@ import {
   type Severity,
   type Store,
 } from '../types.js';
+import { createDatabase, FOREIGN_KEY_VIOLATION, INVALID_CATALOG_NAME, sqlState, UNIQUE_VIOLATION } from '../../core/postgres.js';
 
 // pg decodes jsonb columns itself.
 const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => v);
@@ -146,12 +147,6 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 /** Classes of `pg_advisory_xact_lock(class, key)`, kept apart from other applications' locks. */
 const SCHEMA_LOCK = 0x5647_4c00;
 const RESIDENT_LOCK = 0x5647_4c01;
-
-// PostgreSQL error codes (SQLSTATE) this store reacts to.
-const UNIQUE_VIOLATION = '23505';
-const FOREIGN_KEY_VIOLATION = '23503';
-const INVALID_CATALOG_NAME = '3D000';
-const DUPLICATE_DATABASE = '42P04';
 
 /**
  * Epoch-ms columns are `bigint`, which pg returns as strings by default (they may exceed
@@ -307,7 +302,6 @@ const outboxRecord = (o: OutboxItem) => ({
   updated_at: o.updatedAt,
 });
 
-const sqlState = (err: unknown): string | undefined => (err instanceof pg.DatabaseError ? err.code : undefined);
 
 /**
  * Turns constraint failures into catalogue errors, as the SQLite store does: a taken primary
@@ -364,24 +358,6 @@ async function connectCreatingDatabase(pool: pg.Pool, url: string): Promise<pg.P
   }
   await createDatabase(url);
   return pool.connect();
-}
-
-/** Connects to the server's `postgres` database to create the one the URL names. */
-async function createDatabase(url: string): Promise<void> {
-  const admin = new URL(url);
-  const name = decodeURI(admin.pathname.slice(1));
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.href });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } catch (err) {
-    // Another process opening the same URL created it first (which code depends on the timing).
-    const state = sqlState(err);
-    if (state !== DUPLICATE_DATABASE && state !== UNIQUE_VIOLATION) throw err;
-  } finally {
-    await client.end();
-  }
 }
 
 /**

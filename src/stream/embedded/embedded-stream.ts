@@ -19,6 +19,7 @@ import {
 } from '../types.js';
 import { EmbeddedLogReader } from './embedded-log.js';
 import type { AppendRequest, CommitStats, WriterReply, WriterRequest, WriterWorkerData } from './writer-protocol.js';
+import { AppendWaiters } from '../append-waiters.js';
 
 export interface EmbeddedStreamOptions {
   dataDir: string;
@@ -47,7 +48,7 @@ export class EmbeddedStream implements Stream {
   /** Appends of this event-loop turn, posted together (one message instead of one per request). */
   private outgoing: AppendRequest[] = [];
   private channel: BroadcastChannel | null = null;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new AppendWaiters();
 
   constructor(private readonly opts: EmbeddedStreamOptions) {
     this.partitions = opts.partitions;
@@ -146,23 +147,10 @@ export class EmbeddedStream implements Stream {
   waitForAppend(timeoutMs: number): Promise<void> {
     if (!this.channel) {
       this.channel = new BroadcastChannel(`vigil-stream:${this.path}`);
-      this.channel.onmessage = () => {
-        const waiters = this.waiters;
-        this.waiters = [];
-        for (const w of waiters) w();
-      };
+      this.channel.onmessage = () => this.waiters.wakeAll();
       this.channel.unref();
     }
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.push(done);
-    });
+    return this.waiters.wait(timeoutMs);
   }
 
   async close(): Promise<void> {
@@ -175,8 +163,7 @@ export class EmbeddedStream implements Stream {
       });
     }
     this.channel?.close();
-    for (const w of this.waiters) w();
-    this.waiters = [];
+    this.waiters.wakeAll();
     this.reader?.close();
     this.reader = null;
   }

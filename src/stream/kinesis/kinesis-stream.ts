@@ -92,6 +92,7 @@ import {
 import { partitionOf } from '../partitioner.js';
 import { SeqRanges } from '../embedded/seq-ranges.js';
 import { hashKeyOf, orderShards, packRecords, type ShardRange } from './kinesis-records.js';
+import { AppendWaiters } from '../append-waiters.js';
 
 export interface KinesisStreamOptions {
   streamName: string;
@@ -154,7 +155,7 @@ export class KinesisStream implements Stream {
   /** Dedupe ranges per device (see invariant 4). */
   private readonly seen = new Map<string, SeqRanges>();
   private readonly deviceTails = new Map<string, Promise<void>>();
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new AppendWaiters();
   private closed = false;
 
   private constructor(
@@ -312,7 +313,7 @@ export class KinesisStream implements Stream {
         await sleep(backoff);
       }
     } finally {
-      if (appended) this.wakeAll();
+      if (appended) this.waiters.wakeAll();
     }
     return results;
   }
@@ -505,29 +506,14 @@ export class KinesisStream implements Stream {
   /** Kinesis cannot push: resolves after a poll interval, or earlier when this process appended. */
   waitForAppend(timeoutMs: number): Promise<void> {
     if (this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve();
-      };
-      const timer = setTimeout(done, Math.max(0, Math.min(timeoutMs, WAIT_POLL_MS)));
-      this.waiters.push(done);
-    });
-  }
-
-  private wakeAll(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    return this.waiters.wait(Math.max(0, Math.min(timeoutMs, WAIT_POLL_MS)));
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.deviceTails.values(), ...this.parts.map((p) => p.chain)]);
-    this.wakeAll();
+    this.waiters.wakeAll();
     this.client.destroy();
   }
 }

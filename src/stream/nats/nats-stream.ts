@@ -44,6 +44,7 @@ import { ensureLayout, layoutOf, type NatsLayout } from './nats-layout.js';
 import { SeenStore } from './nats-seen.js';
 import { msgIdOf, packRecords, type Packed } from './nats-records.js';
 import { CursorLostError, PartitionCursor, STALE_MS } from './nats-cursor.js';
+import { AppendWaiters } from '../append-waiters.js';
 
 export interface NatsStreamOptions {
   servers: string[];
@@ -82,7 +83,7 @@ export class NatsStream implements Stream {
   private readonly readTails: Promise<unknown>[];
   private readonly cursors: (PartitionCursor | null)[];
   private appended: Subscription | null = null;
-  private waiters: (() => void)[] = [];
+  private readonly waiters = new AppendWaiters();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -281,30 +282,15 @@ export class NatsStream implements Stream {
   waitForAppend(timeoutMs: number): Promise<void> {
     if (this.closed) return Promise.resolve();
     // Headers-only copies, sent by the server once a message is stored: a woken reader finds it.
-    this.appended ??= this.nc.subscribe(`${this.layout.appendedPrefix}.>`, { callback: () => this.wakeAll() });
-    return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        const i = this.waiters.indexOf(done);
-        if (i >= 0) this.waiters.splice(i, 1);
-        resolve();
-      };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.push(done);
-    });
-  }
-
-  private wakeAll(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters) w();
+    this.appended ??= this.nc.subscribe(`${this.layout.appendedPrefix}.>`, { callback: () => this.waiters.wakeAll() });
+    return this.waiters.wait(timeoutMs);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([...this.deviceTails.values(), ...this.readTails]);
-    this.wakeAll();
+    this.waiters.wakeAll();
     this.appended?.unsubscribe();
     if (this.connected) {
       await Promise.allSettled(this.cursors.map((c) => c?.close(this.jsm)));

@@ -47,6 +47,7 @@ import {
   stageRows,
   upsert,
 } from './postgres-dialect.js';
+import { createDatabase, INVALID_CATALOG_NAME, sqlState } from '../../core/postgres.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS readings (
@@ -162,11 +163,6 @@ const POOL_SIZE = 4;
 const TYPES = new pg.TypeOverrides();
 TYPES.setTypeParser(pg.types.builtins.INT8, Number);
 
-// PostgreSQL error codes (SQLSTATE) that open() reacts to.
-const INVALID_CATALOG_NAME = '3D000';
-const DUPLICATE_DATABASE = '42P04';
-const UNIQUE_VIOLATION = '23505';
-
 export class PostgresWarehouse implements Warehouse {
   /** close() waits for these, as DuckDB's close waits for its writer. */
   private readonly loading = new Set<Promise<unknown>>();
@@ -248,24 +244,6 @@ async function createTables(pool: pg.Pool): Promise<void> {
   await pool.query(`${LOCK_SETUP};${SCHEMA}`);
 }
 
-/** Connects to the server's `postgres` database to create the one the URL names. */
-async function createDatabase(url: string): Promise<void> {
-  const admin = new URL(url);
-  const name = decodeURIComponent(admin.pathname.slice(1));
-  admin.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: admin.href });
-  await client.connect();
-  try {
-    await client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-  } catch (err) {
-    // Another process opening the same URL created it first (which code depends on the timing).
-    const state = sqlState(err);
-    if (state !== DUPLICATE_DATABASE && state !== UNIQUE_VIOLATION) throw err;
-  } finally {
-    await client.end();
-  }
-}
-
 const MINUTE_MS = 60_000;
 
 /** [first minute, end of last minute) of the rows' device times, epoch ms. */
@@ -277,10 +255,6 @@ function minutesSpanned(rows: readonly WarehouseReading[]): [number, number] {
     if (ts > hi) hi = ts;
   }
   return [Math.floor(lo / MINUTE_MS) * MINUTE_MS, Math.floor(hi / MINUTE_MS) * MINUTE_MS + MINUTE_MS];
-}
-
-function sqlState(err: unknown): string | undefined {
-  return err instanceof pg.DatabaseError ? err.code : undefined;
 }
 
 function iso(ms: number): string {
