@@ -13,7 +13,7 @@ import type { Store } from './store/types.js';
 import { openStream } from './stream/registry.js';
 import type { Stream } from './stream/types.js';
 import { GroupHost } from './processor/group-host.js';
-import { GROUP_NAMES, type GroupName } from './processor/groups/registry.js';
+import { GROUP_NAMES, siteDetectionSettings, type GroupName } from './processor/groups/registry.js';
 import { createHttpServer } from './api/http-server.js';
 import { AdminAuth } from './api/admin-auth.js';
 import { registerAdminApi } from './api/admin-api.js';
@@ -57,7 +57,12 @@ export interface Vigil {
 async function warehouseQueries(config: Config, host: GroupHost): Promise<{ queries: WarehouseQueries | null; close(): Promise<void> }> {
   if (host.has('warehouse')) {
     return {
-      queries: { readings: (q) => host.query('warehouse', 'readings', q), vitals: (q) => host.query('warehouse', 'vitals', q) },
+      queries: {
+        readings: (q) => host.query('warehouse', 'readings', q),
+        vitals: (q) => host.query('warehouse', 'vitals', q),
+        sleepSessions: (q) => host.query('warehouse', 'sleepSessions', q),
+        dailyActivity: (q) => host.query('warehouse', 'dailyActivity', q),
+      },
       close: async () => {},
     };
   }
@@ -111,7 +116,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   let closeWarehouse = async () => {};
   if (opts.api ?? true) {
     registerIngest(app, { config, stream, auth: new DeviceAuth(store), limiter, metrics });
-    registerAdminApi(app, store, admin);
+    registerAdminApi(app, store, admin, siteDetectionSettings(config));
     registerAlertsApi(app, store, admin);
     const warehouse = await warehouseQueries(config, host);
     closeWarehouse = warehouse.close;

@@ -7,6 +7,7 @@ import { VigilError } from '../core/errors.js';
 import type { Contact, Resident, Store } from '../store/types.js';
 import type { AdminAuth } from './admin-auth.js';
 import { addContact, createResident, registerDevice, type NewContact, type NewResident } from './admin-service.js';
+import { effectiveSettings, overridesSchema, residentSettingsKey, type DetectionOverrides, type DetectionSettings } from '../detectors/detection-settings.js';
 
 const residentBody = {
   type: 'object',
@@ -54,7 +55,15 @@ const contactBody = {
 const publicContact = (c: Contact) => ({ id: c.id, name: c.name, phone: c.phone, email: c.email, webhookUrl: c.webhookUrl, createdAt: new Date(c.createdAt).toISOString() });
 const publicResident = (r: Resident) => ({ ...r, createdAt: new Date(r.createdAt).toISOString() });
 
-export function registerAdminApi(app: FastifyInstance, store: Store, admin: AdminAuth): void {
+/** `site`: the detection settings the deployment's config gives everyone (processor/groups/registry.ts). */
+export function registerAdminApi(app: FastifyInstance, store: Store, admin: AdminAuth, site: DetectionSettings): void {
+  const detectionOf = async (id: string) => {
+    if (!(await store.getResident(id))) throw new VigilError('NOT_FOUND', `no resident ${id}`);
+    const saved = await store.getSetting(residentSettingsKey(id));
+    const overrides = saved ? (JSON.parse(saved) as DetectionOverrides) : {};
+    return { overrides, effective: effectiveSettings(site, overrides) };
+  };
+
   app.register(async (scope) => {
     scope.addHook('onRequest', async (req) => admin.check(req));
 
@@ -81,6 +90,16 @@ export function registerAdminApi(app: FastifyInstance, store: Store, admin: Admi
         devices: devices.map((d) => ({ deviceId: d.deviceId, createdAt: new Date(d.createdAt).toISOString() })),
         contacts: contacts.map(publicContact),
       };
+    });
+
+    // A resident's detection thresholds: `overrides` replace the site's settings one by one.
+    scope.get('/v1/residents/:id/detection', async (req) => detectionOf((req.params as { id: string }).id));
+
+    scope.put('/v1/residents/:id/detection', { schema: { body: overridesSchema() } }, async (req) => {
+      const { id } = req.params as { id: string };
+      await detectionOf(id);
+      await store.setSetting(residentSettingsKey(id), JSON.stringify(req.body));
+      return detectionOf(id);
     });
 
     scope.post('/v1/devices', { schema: { body: deviceBody } }, async (req, reply) =>

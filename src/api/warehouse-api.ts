@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../core/errors.js';
 import type { Store } from '../store/types.js';
-import type { ReadingRow, ReadingsQuery, VitalsQuery, VitalsRow } from '../warehouse/types.js';
+import type { DailyActivityRow, DayRangeQuery, ReadingRow, ReadingsQuery, SleepSessionRow, VitalsQuery, VitalsRow } from '../warehouse/types.js';
 import type { AdminAuth } from './admin-auth.js';
 
 const HOUR = 3_600_000;
@@ -47,6 +47,22 @@ function decodeCursor(s: string): Cursor {
 export interface WarehouseQueries {
   readings(q: ReadingsQuery): Promise<ReadingRow[]>;
   vitals(q: VitalsQuery): Promise<VitalsRow[]>;
+  sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]>;
+  dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]>;
+}
+
+const DAY_MS = 86_400_000;
+const ISO_DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** `from`/`to` as local dates `YYYY-MM-DD` (inclusive); by default the last `defaultDays` days. */
+function dayRange(q: { from?: string; to?: string }, defaultDays: number): { from: string; to: string } {
+  for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
+    if (v !== undefined && (!ISO_DAY.test(v) || Number.isNaN(Date.parse(v)))) throw new VigilError('INVALID_BODY', `${name} must be a date YYYY-MM-DD`);
+  }
+  const to = q.to ?? new Date(Date.now()).toISOString().slice(0, 10);
+  const from = q.from ?? new Date(Date.parse(to) - (defaultDays - 1) * DAY_MS).toISOString().slice(0, 10);
+  if (from > to) throw new VigilError('INVALID_BODY', 'from must not be after to');
+  return { from, to };
 }
 
 /** `queries` is null when no warehouse is readable from this process (DuckDB owned by another). */
@@ -84,6 +100,18 @@ export function registerWarehouseApi(app: FastifyInstance, store: Store, queries
       const { from, to } = range(q, 24 * HOUR);
       const vitals = await queries!.vitals({ residentId: id, from, to, step: step as VitalsQuery['step'] });
       return { residentId: id, step, from: new Date(from).toISOString(), to: new Date(to).toISOString(), vitals };
+    });
+
+    scope.get('/v1/residents/:id/sleep', async (req) => {
+      const { id } = req.params as { id: string };
+      const { from, to } = dayRange(req.query as { from?: string; to?: string }, 7);
+      return { residentId: id, from, to, sessions: await queries!.sleepSessions({ residentId: id, from, to }) };
+    });
+
+    scope.get('/v1/residents/:id/activity', async (req) => {
+      const { id } = req.params as { id: string };
+      const { from, to } = dayRange(req.query as { from?: string; to?: string }, 7);
+      return { residentId: id, from, to, days: await queries!.dailyActivity({ residentId: id, from, to }) };
     });
   });
 }

@@ -21,7 +21,11 @@ Commands:
                               --url URL (default http://127.0.0.1:8080) --admin-key KEY (or VIGIL_ADMIN_KEY)
                               --devices N (default 50) --rate R (readings/s for the whole fleet, default N/5)
                               --batch B (readings per request, default 1) --duration S (seconds, default: until Ctrl-C)
-                              --scenario SOS|FALL|TACHYCARDIA|BRADYCARDIA|HYPOXIA --device-index I
+                              --scenario S --device-index I (plays S on device I at start: SOS, FALL, TACHYCARDIA,
+                              BRADYCARDIA, HYPOXIA, FALL_SILENT, NOT_WORN, SEDENTARY, LOW_BATTERY, FEVER,
+                              HYPOTHERMIA, WANDERING, OUT_OF_RANGE) --acc-hz HZ (accelerometer rate, default 25)
+                              --from-csv FILE... replays accelerometer recordings instead (header t,x,y,z in s and g,
+                              or WEDA-FALL's accel_*_list in m/s²): one new band per file, 5-s readings ending now
   replay                      Rewind a consumer group and show progress until it has caught up.
                               --group alerts|warehouse|archive --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>
                               --url URL --admin-key KEY
@@ -69,7 +73,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'simulate': {
-      const { values } = parse(rest, {
+      const { values, positionals } = parse(rest, {
         url: { type: 'string' },
         'admin-key': { type: 'string' },
         devices: { type: 'string' },
@@ -79,9 +83,10 @@ async function main(argv: string[]): Promise<void> {
         scenario: { type: 'string' },
         'device-index': { type: 'string' },
         'acc-hz': { type: 'string' },
+        'from-csv': { type: 'string' },
       });
       const { runSimulateCli } = await import('./simulate-cli.js');
-      await runSimulateCli(values);
+      await runSimulateCli(values, positionals);
       return;
     }
     case 'replay': {

@@ -1,33 +1,52 @@
 /**
- * Vital-sign alerts in event time: a value beyond its band for `sustainMs` opens the alert;
- * it resolves when the value has been back past a hysteresis margin for as long, so a value
- * hovering at the threshold does not flap.
+ * Vital-sign alerts in event time: a value beyond its band for a sustained time opens the
+ * alert; it resolves when the value has been back past a hysteresis margin for as long, so a
+ * value hovering at the threshold does not flap. Thresholds and durations come from the
+ * resident's detection settings (detection-settings.ts cites the source of each default).
  *
- * Bands (DESIGN §4): NEWS2 (Royal College of Physicians, 2017) scores pulse ≤ 40 or ≥ 131 and
- * SpO2 ≤ 91 (scale 1) with 3 — a single red parameter that calls for an urgent response.
- * Clearing margins: pulse back to ≤ 120 / ≥ 46 and SpO2 ≥ 94 are NEWS2 scores 0-1.
+ * Skin temperature is only judged while the band is worn: off the wrist it follows the room.
  */
-import { alertId } from '../core/ids.js';
 import type { Reading } from '../core/reading.js';
 import type { AlertChange, Severity } from '../store/types.js';
-import type { DetectionContext } from './device-events.js';
+import { raise, resolve, type DetectionContext } from './alert-changes.js';
+import type { DetectionSettings } from './detection-settings.js';
+
+/** The resident's settings and, once learned, their resting heart rate (resting-baseline.ts). */
+export type VitalLimits = DetectionSettings & { restingHr: number | null };
 
 export interface VitalRule {
-  type: 'HR_HIGH' | 'HR_LOW' | 'SPO2_LOW';
-  field: 'hr' | 'spo2';
+  type: 'HR_HIGH' | 'HR_LOW' | 'SPO2_LOW' | 'TEMP_HIGH' | 'TEMP_LOW' | 'HR_RISE';
+  field: 'hr' | 'spo2' | 'skinTemp';
   /** Opens at or beyond this value. */
-  threshold: number;
+  threshold(l: VitalLimits): number;
   /** Clears at or back beyond this value. */
-  clearAt: number;
+  clearAt(l: VitalLimits): number;
+  sustainMs(l: VitalLimits): number;
   direction: 'above' | 'below';
   severity: Severity;
 }
 
 export const VITAL_RULES: readonly VitalRule[] = [
-  { type: 'HR_HIGH', field: 'hr', threshold: 131, clearAt: 120, direction: 'above', severity: 'high' },
-  { type: 'HR_LOW', field: 'hr', threshold: 40, clearAt: 46, direction: 'below', severity: 'high' },
-  { type: 'SPO2_LOW', field: 'spo2', threshold: 91, clearAt: 94, direction: 'below', severity: 'high' },
+  { type: 'HR_HIGH', field: 'hr', threshold: (l) => l.hrHigh, clearAt: (l) => l.hrHighClear, sustainMs: (l) => l.vitalsSustainMs, direction: 'above', severity: 'high' },
+  { type: 'HR_LOW', field: 'hr', threshold: (l) => l.hrLow, clearAt: (l) => l.hrLowClear, sustainMs: (l) => l.vitalsSustainMs, direction: 'below', severity: 'high' },
+  { type: 'SPO2_LOW', field: 'spo2', threshold: (l) => l.spo2Low, clearAt: (l) => l.spo2LowClear, sustainMs: (l) => l.vitalsSustainMs, direction: 'below', severity: 'high' },
+  { type: 'TEMP_HIGH', field: 'skinTemp', threshold: (l) => l.tempHigh, clearAt: (l) => l.tempHighClear, sustainMs: (l) => l.tempSustainMs, direction: 'above', severity: 'medium' },
+  { type: 'TEMP_LOW', field: 'skinTemp', threshold: (l) => l.tempLow, clearAt: (l) => l.tempLowClear, sustainMs: (l) => l.tempSustainMs, direction: 'below', severity: 'medium' },
 ];
+
+/**
+ * A pulse at rest well above the resident's own resting rate (learned in sleep): fed only
+ * readings taken at rest, and only once a baseline exists. Clears 10 bpm below its threshold.
+ */
+export const HR_RISE_RULE: VitalRule = {
+  type: 'HR_RISE',
+  field: 'hr',
+  threshold: (l) => (l.restingHr ?? Infinity) + l.hrRiseBpm,
+  clearAt: (l) => (l.restingHr ?? Infinity) + l.hrRiseBpm - 10,
+  sustainMs: (l) => l.hrRiseSustainMs,
+  direction: 'above',
+  severity: 'medium',
+};
 
 /** A gap in the readings longer than this breaks a "sustained" run: we do not know what happened. */
 export const MAX_GAP_MS = 60_000;
@@ -47,14 +66,17 @@ const beyond = (r: VitalRule, v: number, limit: number) => (r.direction === 'abo
 const worse = (r: VitalRule, a: number, b: number) => (r.direction === 'above' ? Math.max(a, b) : Math.min(a, b));
 
 /** Advances one rule's state with one reading (in event-time order); returns the change, if any. */
-export function stepVital(rule: VitalRule, st: VitalState, reading: Reading, sustainMs: number, ctx: DetectionContext): AlertChange | null {
+export function stepVital(rule: VitalRule, st: VitalState, reading: Reading, limits: VitalLimits, ctx: DetectionContext): AlertChange | null {
   const value = reading[rule.field];
   if (value === undefined) return null;
+  if (rule.field === 'skinTemp' && (reading.worn === false || reading.charging === true)) return null;
   if (st.runStart !== null && reading.ts - st.lastTs > MAX_GAP_MS) st.runStart = null;
   st.lastTs = reading.ts;
+  const threshold = rule.threshold(limits);
+  const clearAt = rule.clearAt(limits);
 
   // While inactive we look for a run beyond the threshold; while active, for a run back inside the clearing margin.
-  const inRun = st.active ? beyond(rule, value, rule.clearAt) === false : beyond(rule, value, rule.threshold);
+  const inRun = st.active ? beyond(rule, value, clearAt) === false : beyond(rule, value, threshold);
   if (!inRun) {
     st.runStart = null;
     if (st.active) st.peak = worse(rule, st.peak ?? value, value);
@@ -66,29 +88,18 @@ export function stepVital(rule: VitalRule, st: VitalState, reading: Reading, sus
     if (!st.active) st.peak = value;
   }
   if (!st.active) st.peak = worse(rule, st.peak ?? value, value);
-  if (reading.ts - st.runStart < sustainMs) return null;
+  if (reading.ts - st.runStart < rule.sustainMs(limits)) return null;
 
   const runStart = st.runStart;
   st.runStart = null;
   if (!st.active) {
     st.active = true;
-    return {
-      kind: 'raise',
-      alert: {
-        id: alertId(ctx.residentId, rule.type, ctx.deviceId, st.runStartSeq),
-        residentId: ctx.residentId,
-        deviceId: ctx.deviceId,
-        type: rule.type,
-        severity: rule.severity,
-        openedAt: runStart,
-        detectedAt: ctx.now,
-        delayMs: Math.max(0, ctx.now - reading.ts),
-        evidence: { [rule.field]: value, peak: st.peak, threshold: rule.threshold, sustainedMs: reading.ts - runStart, seq: reading.seq },
-      },
-    };
+    const evidence = { [rule.field]: value, peak: st.peak, threshold, sustainedMs: reading.ts - runStart, seq: reading.seq };
+    if (rule === HR_RISE_RULE) evidence.restingHr = limits.restingHr;
+    return raise(ctx, rule.type, rule.severity, st.runStartSeq, runStart, reading.ts, evidence);
   }
   st.active = false;
   const peak = st.peak;
   st.peak = null;
-  return { kind: 'resolve', residentId: ctx.residentId, type: rule.type, at: reading.ts, evidence: { [rule.field]: value, peak, clearAt: rule.clearAt } };
+  return resolve(ctx, rule.type, reading.ts, { [rule.field]: value, peak, clearAt });
 }

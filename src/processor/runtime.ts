@@ -256,9 +256,9 @@ export class GroupRuntime {
     const head = this.heads[partition];
     if (st.position !== null && (head === null || compareSequences(st.position, head) > 0)) this.heads[partition] = st.position;
     st.caughtUp = records.length < this.o.batchRecords;
-    const due =
-      st.pending >= this.o.group.flushEveryRecords ||
-      (st.pending > 0 && (now - st.firstPendingAt >= this.o.group.flushEveryMs || this.o.group.urgent?.(partition) === true));
+    // Urgent work is flushed even without new records: a timer (a silent band) raised an alert.
+    const urgent = this.o.group.urgent?.(partition) === true && st.position !== null;
+    const due = st.pending >= this.o.group.flushEveryRecords || urgent || (st.pending > 0 && now - st.firstPendingAt >= this.o.group.flushEveryMs);
     if (due) await this.flush(partition, st);
     st.errors = 0;
     return records.length > 0;

@@ -2,17 +2,19 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Fleet, type FleetDevice } from './fleet.js';
+import { distanceM } from './testing/geo.js';
 
 interface Request {
   deviceId: string;
   seqs: number[];
   firstTs: string;
   events: string[];
+  locations: { lat: number; lon: number }[];
   at: number;
   status: number;
 }
 
-type Wire = { deviceId: string; seq: number; ts: string; events?: string[] };
+type Wire = { deviceId: string; seq: number; ts: string; events?: string[]; location?: { lat: number; lon: number } };
 type Reply = { status: number; headers?: Record<string, string>; body?: unknown } | undefined;
 
 /**
@@ -35,7 +37,8 @@ async function ingestServer(devices: FleetDevice[], override?: (r: Request, n: n
       const readings = body.readings ?? [body as Wire];
       const deviceId = readings[0].deviceId;
       const events = readings.flatMap((r) => r.events ?? []);
-      const request: Request = { deviceId, seqs: readings.map((r) => r.seq), firstTs: readings[0].ts, events, at: Date.now(), status: 0 };
+      const locations = readings.flatMap((r) => (r.location ? [r.location] : []));
+      const request: Request = { deviceId, seqs: readings.map((r) => r.seq), firstTs: readings[0].ts, events, locations, at: Date.now(), status: 0 };
       requests.push(request);
       let reply: Reply;
       if (req.headers.authorization !== `Bearer ${tokens.get(deviceId)}` || readings.some((r) => r.deviceId !== deviceId))
@@ -193,6 +196,48 @@ describe('Fleet', () => {
     expect(stats.inFlight).toBe(0);
     expect(answered).toBe(srv.requests.length);
     expect(stats.accepted).toBe(answered);
+  });
+
+  it('holds readings made out of range and delivers them late: shuffled, in batches between live ones, each once', async () => {
+    const devices = devicesOf(1);
+    const srv = await ingestServer(devices);
+    const fleet = fleetOf({ url: srv.url, devices, rate: 10, accHz: 5, durationMs: 3000 });
+    fleet.start();
+    fleet.inject(0, 'OUT_OF_RANGE', undefined, 1500); // from the first reading: 15 readings of 100 ms
+    const stats = await fleet.done;
+
+    expect(stats).toMatchObject({ late: 15, accepted: stats.generated, duplicates: 0, buffered: 0, errors: 0 });
+    const [seqs] = [...srv.accepted.values()];
+    const first = Math.min(...seqs);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs.map((_, i) => first + i)); // all of them, once
+    const isLate = (seq: number) => seq < first + 15;
+    const lateRequests = srv.requests.filter((r) => r.seqs.some(isLate));
+    expect(lateRequests.length).toBeGreaterThanOrEqual(3);
+    for (const r of lateRequests) expect(r.seqs.every(isLate)).toBe(true); // late and live never share a request
+    const lateSeqs = lateRequests.flatMap((r) => r.seqs);
+    expect(lateSeqs).not.toEqual([...lateSeqs].sort((a, b) => a - b));
+    // Nothing until the link was back, then a live reading first, and live ones between late batches.
+    const idx = lateRequests.map((r) => srv.requests.indexOf(r));
+    expect(srv.requests[0].seqs[0]).toBe(first + 15);
+    expect(idx[0]).toBeGreaterThan(0);
+    for (let i = 1; i < idx.length; i++) expect(idx[i] - idx[i - 1]).toBeGreaterThanOrEqual(2);
+    // The live ones kept their order.
+    const live = srv.requests.filter((r) => !r.seqs.some(isLate)).flatMap((r) => r.seqs);
+    expect(live).toEqual([...live].sort((a, b) => a - b));
+  });
+
+  it('locates readings around each resident’s home', async () => {
+    const home = { lat: 48.87, lon: 2.33 };
+    const devices = devicesOf(2).map((d, i) => (i === 0 ? { ...d, homeLocation: home } : d));
+    const srv = await ingestServer(devices);
+    const fleet = fleetOf({ url: srv.url, devices, rate: 10, accHz: 5 });
+    fleet.start();
+    await sleep(500);
+    await fleet.stop();
+    const mine = srv.requests.filter((r) => r.deviceId === 'band-1').flatMap((r) => r.locations);
+    expect(mine.length).toBeGreaterThan(0);
+    for (const l of mine) expect(distanceM(l, home)).toBeLessThan(30);
+    expect(srv.requests.filter((r) => r.deviceId === 'band-2').flatMap((r) => r.locations).length).toBeGreaterThan(0);
   });
 
   it('plays an injected scenario on the device named', async () => {

@@ -7,18 +7,26 @@
  * buffer, so its readings arrive in seq order, resends included. (deviceId, seq) is the
  * idempotency key, so resending after a lost answer yields duplicates, never doubles.
  *
+ * Out of range (the OUT_OF_RANGE scenario) is the exception, on purpose: the band keeps
+ * making readings but the phone cannot receive them, so they are held; when the link is back
+ * they go out shuffled, in several batches (splitLateBatches), one batch after each live
+ * request, so late and live readings interleave as they do from a real phone (DESIGN §3.3).
+ *
  * Pacing: one scheduler tick serves every device. Devices are staggered evenly over the
  * interval and all share the same interval, so they come due in a fixed cyclic order and
  * the tick only walks the ones that are due.
  */
-import { hashString, mixSeeds } from './prng.js';
-import { ResidentModel, type ScenarioName } from './resident-model.js';
+import { splitLateBatches } from './late-batches.js';
+import { Random, hashString, mixSeeds } from './prng.js';
+import { ResidentModel, type HomeLocation, type ScenarioName } from './resident-model.js';
 
 export interface FleetDevice {
   deviceId: string;
   token: string;
   residentId: string;
   timezone?: string;
+  /** The resident's homeLocation: readings are located around it. Default: drawn from the seed. */
+  homeLocation?: HomeLocation;
 }
 
 export interface FleetOptions {
@@ -34,7 +42,10 @@ export interface FleetOptions {
   /** Stop producing after this long, send what is buffered (for up to drainTimeoutMs), then stop. */
   durationMs?: number;
   drainTimeoutMs?: number;
-  /** Readings a device keeps while it cannot deliver; past it the oldest are dropped. Default 720. */
+  /**
+   * Readings a device keeps while it cannot deliver; past it the oldest are dropped. Default
+   * 720. Readings held during OUT_OF_RANGE are not counted: that scenario's length bounds them.
+   */
   bufferLimit?: number;
   /** Requests in flight across the fleet. Default 256. */
   maxInFlight?: number;
@@ -59,8 +70,10 @@ export interface FleetStats {
   errors: number;
   /** Readings dropped because a device's buffer was full. */
   dropped: number;
-  /** Readings waiting in the devices' buffers. */
+  /** Readings waiting in the devices' buffers (held out of range included). */
   buffered: number;
+  /** Readings made out of range (OUT_OF_RANGE), delivered late. */
+  late: number;
   inFlight: number;
   lastError?: string;
   /** Readings sent per second over the last ~5 s. */
@@ -70,6 +83,8 @@ export interface FleetStats {
 
 /** What ingest takes in one request (DESIGN §3.1). */
 const MAX_BATCH = 500;
+/** Requests are given up after this long by default. */
+const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_BACKOFF_MS = 30_000;
 const RATE_WINDOW_MS = 5000;
 
@@ -81,11 +96,20 @@ interface DeviceState {
   readonly buffer: string[];
   /** How many readings at the head of the buffer the request in flight carries (0: none). */
   sending: number;
+  /** Made while out of range, not deliverable yet. */
+  held: string[];
+  /** Released late readings, one request each, sent in turn with live requests. */
+  readonly late: string[][];
+  /** The request in flight carries late[0]. */
+  sendingLate: boolean;
+  /** A late batch goes next (set after each live request). */
+  lateTurn: boolean;
   retryAt: number;
   failures: number;
 }
 
-type Outcome =
+/** How ingest answered one POST /v1/readings. */
+export type PostOutcome =
   | { ok: true; accepted: number; duplicates: number; rejected: number }
   | { ok: false; retry: boolean; error: string; retryAfterMs?: number };
 
@@ -101,7 +125,7 @@ export class Fleet {
   private readonly durationMs: number;
   private readonly drainTimeoutMs: number;
   private readonly tickMs: number;
-  private readonly counts = { generated: 0, sent: 0, requests: 0, accepted: 0, duplicates: 0, rejected: 0, errors: 0, dropped: 0 };
+  private readonly counts = { generated: 0, sent: 0, requests: 0, accepted: 0, duplicates: 0, rejected: 0, errors: 0, dropped: 0, late: 0 };
   private lastError: string | undefined;
   private buffered = 0;
   private inFlight = 0;
@@ -132,7 +156,7 @@ export class Fleet {
     this.intervalMs = (1000 * n) / rate;
     this.url = opts.url.replace(/\/+$/, '') + '/v1/readings';
     this.maxInFlight = opts.maxInFlight ?? 256;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
     this.durationMs = opts.durationMs ?? Infinity;
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
     this.tickMs = opts.tickMs ?? 50;
@@ -164,8 +188,10 @@ export class Fleet {
         // across runs of the same fleet, so a restart is not swallowed as duplicates.
         startSeq: Math.floor(startTs),
         startTs,
+        home: device.homeLocation,
       });
-      return { device, model, auth: `Bearer ${device.token}`, buffer: [], sending: 0, retryAt: 0, failures: 0 };
+      const auth = `Bearer ${device.token}`;
+      return { device, model, auth, buffer: [], sending: 0, held: [], late: [], sendingLate: false, lateTurn: false, retryAt: 0, failures: 0 };
     });
     this.state = 'running';
     this.startedAt = now;
@@ -233,13 +259,30 @@ export class Fleet {
       const d = this.devices[this.cursor];
       const ts = d.model.nextTs;
       if (ts > now || ts >= end) return;
-      this.enqueue(d, JSON.stringify(d.model.next()));
+      const reading = JSON.stringify(d.model.next());
+      this.counts.generated++;
+      if (d.model.outOfRangeUntil(ts) !== undefined) {
+        d.held.push(reading);
+        this.counts.late++;
+        this.buffered++;
+      } else {
+        this.release(d);
+        this.enqueue(d, reading);
+      }
       this.cursor = (this.cursor + 1) % this.devices.length;
     }
   }
 
+  /** Back in range: what was held becomes late batches, shuffled. */
+  private release(d: DeviceState): void {
+    if (d.held.length === 0) return;
+    const rng = new Random(hashString(d.held[0])); // the same readings are shuffled the same way
+    d.late.push(...splitLateBatches(d.held, rng));
+    d.held = [];
+    this.attention.add(d);
+  }
+
   private enqueue(d: DeviceState, reading: string): void {
-    this.counts.generated++;
     d.buffer.push(reading);
     this.buffered++;
     if (d.buffer.length > this.bufferLimit) {
@@ -254,76 +297,64 @@ export class Fleet {
   private beginDrain(now: number): void {
     this.state = 'draining';
     this.drainUntil = now + this.drainTimeoutMs;
-    for (const d of this.devices) if (d.buffer.length > 0) this.attention.add(d);
+    for (const d of this.devices) {
+      this.release(d); // the run ends: what a phone held goes out too
+      if (d.buffer.length > 0 || d.late.length > 0) this.attention.add(d);
+    }
   }
 
   private pump(now: number): void {
     if (this.state === 'stopped') return;
-    const threshold = this.state === 'draining' ? 1 : this.batch;
+    const draining = this.state === 'draining';
+    const threshold = draining ? 1 : this.batch;
     for (const d of this.attention) {
       if (this.inFlight >= this.maxInFlight) return;
-      if (d.sending > 0 || d.buffer.length < threshold) {
-        this.attention.delete(d); // a finished request puts it back
+      const lateNext = d.late.length > 0 && (d.lateTurn || draining);
+      if (d.sending > 0 || d.sendingLate || (d.buffer.length < threshold && !lateNext)) {
+        this.attention.delete(d); // a finished request or a new reading puts it back
         continue;
       }
       if (d.retryAt > now) continue;
       this.attention.delete(d);
-      this.send(d);
+      if (lateNext) this.sendLate(d);
+      else this.send(d);
     }
+  }
+
+  private sendLate(d: DeviceState): void {
+    const batch = d.late[0];
+    d.sendingLate = true;
+    this.request(d, batch.length, batch.length === 1 ? batch[0] : `{"readings":[${batch.join(',')}]}`);
   }
 
   private send(d: DeviceState): void {
     const n = Math.min(d.buffer.length, MAX_BATCH);
-    const body = n === 1 ? d.buffer[0] : `{"readings":[${d.buffer.slice(0, n).join(',')}]}`;
     d.sending = n;
+    this.request(d, n, n === 1 ? d.buffer[0] : `{"readings":[${d.buffer.slice(0, n).join(',')}]}`);
+  }
+
+  private request(d: DeviceState, n: number, body: string): void {
     this.inFlight++;
     this.counts.sent += n;
     this.counts.requests++;
-    const request = this.post(d.auth, body).then((outcome) => this.settle(d, outcome));
+    const request = postReadings(this.url, d.auth, body, this.requestTimeoutMs).then((outcome) => this.settle(d, outcome));
     this.requests.add(request);
     void request.finally(() => this.requests.delete(request));
   }
 
-  private async post(auth: string, body: string): Promise<Outcome> {
-    let res: Response;
-    try {
-      res = await fetch(this.url, {
-        method: 'POST',
-        headers: { authorization: auth, 'content-type': 'application/json' },
-        body,
-        signal: AbortSignal.timeout(this.requestTimeoutMs),
-      });
-    } catch (err) {
-      return { ok: false, retry: true, error: describeNetworkError(err) };
-    }
-    let json: unknown;
-    try {
-      json = await res.json();
-    } catch {
-      json = undefined; // an answer without a JSON body is judged by its status alone
-    }
-    if (res.ok) {
-      const b = (json ?? {}) as { accepted?: unknown; duplicates?: unknown; rejected?: unknown };
-      const duplicates = typeof b.duplicates === 'number' ? b.duplicates : 0;
-      const rejected = Array.isArray(b.rejected) ? b.rejected.length : 0;
-      return { ok: true, accepted: typeof b.accepted === 'number' ? b.accepted : 0, duplicates, rejected };
-    }
-    const p = (json ?? {}) as { detail?: unknown; title?: unknown };
-    const error = `${res.status} ${typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : res.statusText}`;
-    // 429 and 5xx are the server's "not now"; any other 4xx would fail the same way again.
-    const retry = res.status === 429 || res.status >= 500;
-    return { ok: false, retry, error, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
-  }
-
-  private settle(d: DeviceState, o: Outcome): void {
-    const n = d.sending;
+  private settle(d: DeviceState, o: PostOutcome): void {
+    const wasLate = d.sendingLate;
+    const n = wasLate ? d.late[0].length : d.sending;
     d.sending = 0;
+    d.sendingLate = false;
     this.inFlight--;
     if (o.ok || !o.retry) {
-      d.buffer.splice(0, n);
+      if (wasLate) d.late.shift();
+      else d.buffer.splice(0, n);
       this.buffered -= n;
       d.failures = 0;
       d.retryAt = 0;
+      d.lateTurn = !wasLate && d.late.length > 0;
     }
     if (o.ok) {
       this.counts.accepted += o.accepted;
@@ -345,6 +376,41 @@ export class Fleet {
     this.attention.add(d);
     this.pump(Date.now());
   }
+}
+
+/**
+ * Posts a body of readings to ingest (`url` ending in /v1/readings) and says how it went: never
+ * throws; `retry` is set for what may succeed later (network errors, 429, 5xx).
+ */
+export async function postReadings(url: string, auth: string, body: string, timeoutMs = REQUEST_TIMEOUT_MS): Promise<PostOutcome> {
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    return { ok: false, retry: true, error: describeNetworkError(err) };
+  }
+  let json: unknown;
+  try {
+    json = await res.json();
+  } catch {
+    json = undefined; // an answer without a JSON body is judged by its status alone
+  }
+  if (res.ok) {
+    const b = (json ?? {}) as { accepted?: unknown; duplicates?: unknown; rejected?: unknown };
+    const duplicates = typeof b.duplicates === 'number' ? b.duplicates : 0;
+    const rejected = Array.isArray(b.rejected) ? b.rejected.length : 0;
+    return { ok: true, accepted: typeof b.accepted === 'number' ? b.accepted : 0, duplicates, rejected };
+  }
+  const p = (json ?? {}) as { detail?: unknown; title?: unknown };
+  const error = `${res.status} ${typeof p.detail === 'string' ? p.detail : typeof p.title === 'string' ? p.title : res.statusText}`;
+  // 429 and 5xx are the server's "not now"; any other 4xx would fail the same way again.
+  const retry = res.status === 429 || res.status >= 500;
+  return { ok: false, retry, error, retryAfterMs: parseRetryAfter(res.headers.get('retry-after')) };
 }
 
 /** Retry-After is either delay-seconds or an HTTP date (RFC 9110 §10.2.3). */

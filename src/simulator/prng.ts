@@ -26,11 +26,23 @@ export function hashString(s: string): number {
 export const mixSeeds = (a: number, b: number): number => hashString(`${a >>> 0}:${b}`);
 
 export class Random {
-  private readonly next: () => number;
+  private state: number;
   private spare: number | undefined;
 
   constructor(seed: number) {
-    this.next = mulberry32(seed);
+    this.state = seed >>> 0;
+  }
+
+  /** The next 32 random bits, as an unsigned integer: mulberry32, inlined for the hot loops. */
+  uint32(): number {
+    const a = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  }
+
+  private next(): number {
+    return this.uint32() / 4294967296;
   }
 
   float(): number {

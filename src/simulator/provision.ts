@@ -14,7 +14,14 @@ export interface ResidentInput {
   /** YYYY-MM-DD */
   birthDate?: string;
   timezone?: string;
-  homeLocation?: { lat: number; lon: number };
+  homeLocation?: HomeGeofence;
+}
+
+/** A resident's home and the geofence radius around it (WANDERING leaves it). */
+export interface HomeGeofence {
+  lat: number;
+  lon: number;
+  radiusM: number;
 }
 
 export interface ContactInput {
@@ -95,6 +102,8 @@ export interface ProvisionedDevice {
   token: string;
   residentId: string;
   timezone: string;
+  /** The resident's homeLocation, which the band's readings are located around. */
+  homeLocation: HomeGeofence;
 }
 
 export interface ProvisionOptions {
@@ -104,6 +113,8 @@ export interface ProvisionOptions {
   center?: { lat: number; lon: number };
   /** Given to each resident's contact, so a demo can watch notifications arrive. */
   contactWebhookUrl?: string;
+  /** Device ids are `<prefix>0001`, ... Default `band-`. */
+  deviceIdPrefix?: string;
 }
 
 const FIRST_NAMES = [
@@ -117,11 +128,21 @@ const LAST_NAMES = [
 const RELATIVE_NAMES = ['Sophie', 'Nathalie', 'Isabelle', 'Sylvie', 'Philippe', 'Thierry', 'Laurent', 'Christophe'];
 const PARIS = { lat: 48.8566, lon: 2.3522 };
 const HOME_RADIUS_KM = 8;
+/**
+ * Geofence around each home: a garden, the street, the corner shop. The simulated residents'
+ * walks stay within it; WANDERING leaves it.
+ */
+export const HOME_GEOFENCE_M = 200;
 const KM_PER_DEG_LAT = 111.32;
 /** Write the state file every this many new devices: a crash loses at most these (see below). */
 const SAVE_EVERY = 25;
 
-export const deviceIdFor = (n: number): string => `band-${String(n).padStart(4, '0')}`;
+export const deviceIdFor = (n: number, prefix = 'band-'): string => `${prefix}${String(n).padStart(4, '0')}`;
+
+/** Home of the n-th resident of the simulated town (n from 1), as provisioning registers it. */
+export function homeLocationFor(n: number, center?: { lat: number; lon: number }): HomeGeofence {
+  return residentFor(n, { center }).resident.homeLocation!;
+}
 
 /**
  * The n-th resident of the simulated town. Phone numbers are in the French range set aside for
@@ -150,7 +171,7 @@ function residentFor(n: number, opts: ProvisionOptions): { resident: ResidentInp
       name: `${first} ${last}`,
       birthDate: born.toISOString().slice(0, 10),
       timezone: opts.timezone ?? 'Europe/Paris',
-      homeLocation: { lat: Math.round(lat * 1e5) / 1e5, lon: Math.round(lon * 1e5) / 1e5 },
+      homeLocation: { lat: Math.round(lat * 1e5) / 1e5, lon: Math.round(lon * 1e5) / 1e5, radiusM: HOME_GEOFENCE_M },
     },
     contact,
   };
@@ -162,7 +183,7 @@ function residentFor(n: number, opts: ProvisionOptions): { resident: ResidentInp
  * after the last save before a crash) is skipped for the next number, keeping the resident.
  */
 export async function provisionFleet(admin: AdminClient, n: number, opts: ProvisionOptions = {}): Promise<ProvisionedDevice[]> {
-  const devices = opts.stateFile ? await readState(opts.stateFile) : [];
+  const devices = opts.stateFile ? await readState(opts.stateFile, opts) : [];
   if (devices.length >= n) return devices.slice(0, n);
   const used = new Set(devices.map((d) => d.deviceId));
   let next = 1;
@@ -173,12 +194,12 @@ export async function provisionFleet(admin: AdminClient, n: number, opts: Provis
       const { id: residentId } = await admin.createResident(resident);
       await admin.createContact(residentId, contact);
       for (;;) {
-        while (used.has(deviceIdFor(next))) next++;
-        const deviceId = deviceIdFor(next);
+        while (used.has(deviceIdFor(next, opts.deviceIdPrefix))) next++;
+        const deviceId = deviceIdFor(next, opts.deviceIdPrefix);
         used.add(deviceId);
         try {
           const { token } = await admin.createDevice({ deviceId, residentId });
-          devices.push({ deviceId, token, residentId, timezone: resident.timezone ?? 'Europe/Paris' });
+          devices.push({ deviceId, token, residentId, timezone: resident.timezone ?? 'Europe/Paris', homeLocation: resident.homeLocation! });
           break;
         } catch (err) {
           if ((err as { status?: unknown }).status !== 409) throw err;
@@ -195,7 +216,7 @@ export async function provisionFleet(admin: AdminClient, n: number, opts: Provis
   return devices;
 }
 
-async function readState(file: string): Promise<ProvisionedDevice[]> {
+async function readState(file: string, opts: ProvisionOptions): Promise<ProvisionedDevice[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -208,7 +229,9 @@ async function readState(file: string): Promise<ProvisionedDevice[]> {
   return state.devices.map((d: Partial<ProvisionedDevice>, i) => {
     if (typeof d?.deviceId !== 'string' || typeof d.token !== 'string' || typeof d.residentId !== 'string')
       throw new Error(`${file}: devices[${i}] needs deviceId, token and residentId`);
-    return { deviceId: d.deviceId, token: d.token, residentId: d.residentId, timezone: d.timezone ?? 'Europe/Paris' };
+    // State files written before homes were kept: the i-th device's resident is the (i+1)-th of the town.
+    const homeLocation = d.homeLocation ?? residentFor(i + 1, opts).resident.homeLocation!;
+    return { deviceId: d.deviceId, token: d.token, residentId: d.residentId, timezone: d.timezone ?? 'Europe/Paris', homeLocation };
   });
 }
 

@@ -1,70 +1,19 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AdminApiError, HttpAdminClient, provisionFleet } from './provision.js';
+import { AdminApiError, HttpAdminClient, homeLocationFor, provisionFleet } from './provision.js';
 import { runSimulate } from './simulate-command.js';
+import { ADMIN_KEY, fakeVigil, type FakeVigil } from './testing/fake-vigil.js';
 
-const ADMIN_KEY = 'adm_test';
-
-/** The admin and ingest endpoints the simulator uses, on 127.0.0.1, with state in memory. */
-async function fakeVigil() {
-  const residents = new Map<string, Record<string, unknown>>();
-  const contacts: { residentId: string; body: Record<string, unknown> }[] = [];
-  const devices = new Map<string, { residentId: string; token: string }>();
-  const readings: { deviceId: string; seq: number; events?: string[] }[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
-      const answer = (status: number, json: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
-      const problem = (status: number, detail: string) =>
-        res.writeHead(status, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ status, detail }));
-      const auth = req.headers.authorization ?? '';
-      if (req.url === '/v1/readings') {
-        const batch = (body.readings ?? [body]) as { deviceId: string; seq: number }[];
-        if (auth !== `Bearer ${devices.get(batch[0].deviceId)?.token}`) return problem(401, 'Invalid token');
-        readings.push(...batch);
-        return answer(202, { accepted: batch.length, duplicates: 0, rejected: [] });
-      }
-      if (auth !== `Bearer ${ADMIN_KEY}`) return problem(401, 'Invalid admin key');
-      if (req.url === '/v1/residents') {
-        const id = `res_${residents.size + 1}`;
-        residents.set(id, body);
-        return answer(201, { id });
-      }
-      const contact = /^\/v1\/residents\/([^/]+)\/contacts$/.exec(req.url ?? '');
-      if (contact) {
-        if (!residents.has(decodeURIComponent(contact[1]))) return problem(404, 'No such resident');
-        contacts.push({ residentId: decodeURIComponent(contact[1]), body });
-        return answer(201, { id: `con_${contacts.length}` });
-      }
-      if (req.url === '/v1/devices') {
-        const deviceId = body.deviceId as string;
-        if (devices.has(deviceId)) return problem(409, `device ${deviceId} already exists`);
-        const token = `dev_${deviceId}`;
-        devices.set(deviceId, { residentId: body.residentId as string, token });
-        return answer(201, { deviceId, token });
-      }
-      problem(404, 'Not found');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, server, residents, contacts, devices, readings };
-}
-
-let vigil: Awaited<ReturnType<typeof fakeVigil>>;
+let vigil: FakeVigil;
 let dir: string;
 beforeEach(async () => {
   vigil = await fakeVigil();
   dir = await mkdtemp(join(tmpdir(), 'vigil-sim-'));
 });
 afterEach(async () => {
-  await new Promise((resolve) => vigil.server.close(resolve));
+  await vigil.close();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -91,10 +40,14 @@ describe('provisionFleet', () => {
       expect(Number((r.birthDate as string).slice(0, 4))).toBeGreaterThanOrEqual(1930);
       expect(Number((r.birthDate as string).slice(0, 4))).toBeLessThanOrEqual(1950);
       expect(r.timezone).toBe('Europe/Paris');
-      const home = r.homeLocation as { lat: number; lon: number };
+      const home = r.homeLocation as { lat: number; lon: number; radiusM: number };
       expect(Math.abs(home.lat - 48.8566)).toBeLessThan(0.1);
       expect(Math.abs(home.lon - 2.3522)).toBeLessThan(0.15);
+      expect(home.radiusM).toBe(200);
     }
+    // Each band knows its resident's home, so its readings are located around it.
+    for (const d of devices) expect(d.homeLocation).toEqual(vigil.residents.get(d.residentId)!.homeLocation);
+    expect(devices[1].homeLocation).toEqual(homeLocationFor(2));
     expect(vigil.contacts.map((c) => c.residentId).sort()).toEqual([...vigil.residents.keys()].sort());
     expect(vigil.contacts[0].body.email).toMatch(/@example\.com$/);
   });
@@ -111,6 +64,20 @@ describe('provisionFleet', () => {
     expect(await provisionFleet(admin, 3, { stateFile })).toEqual(again.slice(0, 3));
     expect(vigil.residents.size).toBe(4);
     expect(await readdir(dir)).toEqual(['fleet.json']); // no temporary file left behind
+  });
+
+  it('gives devices of a state file from before homes were kept the home their resident was created with', async () => {
+    const admin = new HttpAdminClient(vigil.url, ADMIN_KEY);
+    const stateFile = join(dir, 'fleet.json');
+    const first = await provisionFleet(admin, 2, { stateFile });
+    const old = { devices: first.map(({ homeLocation: _home, ...d }) => d) };
+    await writeFile(stateFile, JSON.stringify(old));
+    expect(await provisionFleet(admin, 2, { stateFile })).toEqual(first);
+  });
+
+  it('names devices with the prefix given', async () => {
+    const admin = new HttpAdminClient(vigil.url, ADMIN_KEY);
+    expect((await provisionFleet(admin, 2, { deviceIdPrefix: 'csv-' })).map((d) => d.deviceId)).toEqual(['csv-0001', 'csv-0002']);
   });
 
   it('skips device ids already taken on the server', async () => {

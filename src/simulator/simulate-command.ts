@@ -80,6 +80,7 @@ export function statusLine(s: FleetStats): string {
     `buffered ${s.buffered}`,
   ];
   if (s.dropped > 0) parts.push(`dropped ${s.dropped}`);
+  if (s.late > 0) parts.push(`late ${s.late}`);
   if (s.lastError) parts.push(`last error: ${s.lastError}`);
   return parts.join(' · ');
 }

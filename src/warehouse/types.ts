@@ -102,7 +102,62 @@ export interface Warehouse {
   readings(q: ReadingsQuery): Promise<ReadingRow[]>;
   /** A resident's vitals per UTC bucket of `step`, oldest first; buckets without readings are absent. */
   vitals(q: VitalsQuery): Promise<VitalsRow[]>;
+  /** Upserts sleep sessions and daily activity by their keys, in one transaction; durable when resolved. */
+  saveInsights(rows: WarehouseInsights): Promise<void>;
+  /** A resident's sleep sessions whose night is in [from, to], by night then deviceId. */
+  sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]>;
+  /** A resident's daily activity for days in [from, to], by day then deviceId. */
+  dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]>;
   close(): Promise<void>;
 }
 
 export const STEP_MINUTES: Readonly<Record<VitalsStep, number>> = { '1m': 1, '15m': 15, '1h': 60, '1d': 1440 };
+
+/**
+ * One night of sleep of a device's wearer (detectors/sleep): `night` is the local date of the
+ * evening it began, in the resident's time zone. Keyed by (deviceId, night): a later write of
+ * the same key replaces the row (a replay recomputes it identically).
+ */
+export interface SleepSessionRow {
+  deviceId: string;
+  residentId: string;
+  /** YYYY-MM-DD. */
+  night: string;
+  /** ISO-8601 UTC. */
+  start: string;
+  end: string;
+  totalSleepMin: number;
+  /** Total sleep time over time in bed, 0..1. */
+  efficiency: number;
+  wasoMin: number;
+  awakenings: number;
+  onsetLatencyMin: number | null;
+}
+
+/** One local day of a device's activity (detectors/activity). Keyed by (deviceId, day), replaced on rewrite. */
+export interface DailyActivityRow {
+  deviceId: string;
+  residentId: string;
+  /** YYYY-MM-DD, local day of the resident. */
+  day: string;
+  steps: number;
+  activeMinutes: number;
+  longestSedentaryMin: number;
+  wornMinutes: number;
+  /** False while the day is still running (today's totals so far). */
+  final: boolean;
+}
+
+export interface DayRangeQuery {
+  residentId: string;
+  /** YYYY-MM-DD, inclusive. */
+  from: string;
+  /** YYYY-MM-DD, inclusive. */
+  to: string;
+}
+
+/** Derived per-day rows the warehouse group writes beside the readings. */
+export interface WarehouseInsights {
+  sleep: SleepSessionRow[];
+  activity: DailyActivityRow[];
+}

@@ -1,38 +1,50 @@
 /**
- * The `alerts` consumer group: runs the detectors per device in event time and commits the
- * alerts they raise, the notifications those alerts queue, the detector state and the
- * checkpoint in one store transaction — so a crash can neither lose an alert nor send one
- * twice, and a restart resumes every window where it was (DESIGN §3.2).
+ * The `alerts` consumer group: runs every detector per device in event time
+ * (detectors/device-detector.ts) and commits the alerts they raise, the notifications those
+ * alerts queue, the detector state and the checkpoint in one store transaction — so a crash
+ * can neither lose an alert nor send one twice, and a restart resumes every window where it
+ * was (DESIGN §3.2).
  *
- * Ordering: readings are taken per device in `seq` order within a record. A reading older
- * (in event time) than one already seen for its device still raises device events (SOS,
- * FALL) but does not feed the vital windows, which need time to move forward.
+ * Alerts for the past (DESIGN §3.3, issue: late data): an alert raised from late data keeps
+ * its `delayMs`. A condition alert (vitals, inactivity, …) raised late whose condition is
+ * already over within the same commit is recorded without paging anyone; falls and SOS are
+ * always paged — a fall 20 minutes ago still needs someone.
  */
 import type { ReadingBatchRecord } from '../../core/reading.js';
 import { decodeRecord, type StreamRecord } from '../../stream/types.js';
 import type { Alert, AlertChange, OutboxItem, Store } from '../../store/types.js';
-import { deviceEventChanges, type DetectionContext } from '../../detectors/device-events.js';
-import { newVitalState, stepVital, VITAL_RULES, type VitalState } from '../../detectors/vitals.js';
+import { admitReading, restoreDeviceState, tickDevice, type DeviceState, type ResidentContext } from '../../detectors/device-detector.js';
+import { effectiveSettings, residentSettingsKey, type DetectionOverrides, type DetectionSettings } from '../../detectors/detection-settings.js';
 import type { ConsumerGroup, FlushContext } from '../types.js';
 
-interface DeviceState {
-  lastTs: number;
-  vitals: Record<string, VitalState>;
+interface TrackedDevice {
+  residentId: string;
+  state: DeviceState;
 }
 
 interface PartitionState {
-  devices: Map<string, DeviceState>;
+  devices: Map<string, TrackedDevice>;
   changes: AlertChange[];
+  /** Processing time this worker took the partition (DEVICE_OFFLINE ignores silence before it). */
+  openedAt: number;
 }
 
 export interface AlertsGroupOptions {
-  sustainMs: number;
+  /** Site-wide detection settings (defaults with the config's overrides). */
+  settings: DetectionSettings;
   /** Builds the notifications an alert queues when it is first raised. */
   outboxFor: (alert: Alert) => Promise<OutboxItem[]>;
   /** Called after a commit that created alerts (wakes the notifier). */
   onRaised?: (alerts: Alert[]) => void;
   clock?: () => number;
 }
+
+/** Resident details and overrides are re-read this often: an admin's change applies within it. */
+const RESIDENT_TTL_MS = 60_000;
+/** Data older than this when processed is "late" for the paging decision. */
+export const LATE_MS = 120_000;
+/** Alerts that are paged whenever they are detected. */
+const ALWAYS_PAGED = new Set(['FALL', 'SOS']);
 
 export class AlertsGroup implements ConsumerGroup {
   readonly name = 'alerts';
@@ -43,6 +55,7 @@ export class AlertsGroup implements ConsumerGroup {
   readonly flushEveryRecords = 5000;
   readonly flushEveryMs = 200;
   private readonly partitions = new Map<number, PartitionState>();
+  private readonly residents = new Map<string, { context: ResidentContext; loadedAt: number }>();
   private readonly clock: () => number;
 
   constructor(
@@ -53,34 +66,41 @@ export class AlertsGroup implements ConsumerGroup {
   }
 
   async open(partition: number, snapshot: unknown): Promise<void> {
-    const devices = new Map<string, DeviceState>();
-    const saved = (snapshot as { devices?: Record<string, DeviceState> } | undefined)?.devices;
-    if (saved) for (const [id, st] of Object.entries(saved)) devices.set(id, st);
-    this.partitions.set(partition, { devices, changes: [] });
+    const devices = new Map<string, TrackedDevice>();
+    const saved = (snapshot as { devices?: Record<string, Partial<TrackedDevice>> } | undefined)?.devices;
+    if (saved) {
+      for (const [id, d] of Object.entries(saved)) if (d.residentId) devices.set(id, { residentId: d.residentId, state: restoreDeviceState(d.state) });
+    }
+    this.partitions.set(partition, { devices, changes: [], openedAt: this.clock() });
   }
 
   async handle(partition: number, records: StreamRecord[]): Promise<void> {
     const st = this.partitions.get(partition)!;
     const now = this.clock();
-    for (const record of records) this.detect(st, decodeRecord(record), now);
+    for (const record of records) {
+      const batch = decodeRecord(record);
+      const rc = await this.residentContext(batch.residentId);
+      this.detect(st, batch, rc, now);
+    }
   }
 
-  private detect(st: PartitionState, batch: ReadingBatchRecord, now: number): void {
-    const ctx: DetectionContext = { residentId: batch.residentId, deviceId: batch.deviceId, now };
+  private detect(st: PartitionState, batch: ReadingBatchRecord, rc: ResidentContext, now: number): void {
     let device = st.devices.get(batch.deviceId);
-    if (!device) {
-      device = { lastTs: 0, vitals: {} };
+    if (!device || device.residentId !== batch.residentId) {
+      // A device given to another resident starts afresh: nothing of the former wearer carries over.
+      device = { residentId: batch.residentId, state: restoreDeviceState(undefined) };
       st.devices.set(batch.deviceId, device);
     }
-    const readings = batch.readings.slice().sort((a, b) => a.seq - b.seq);
-    for (const reading of readings) {
-      st.changes.push(...deviceEventChanges(reading, ctx));
-      if (reading.ts < device.lastTs) continue;
-      device.lastTs = reading.ts;
-      for (const rule of VITAL_RULES) {
-        const vital = (device.vitals[rule.type] ??= newVitalState());
-        const change = stepVital(rule, vital, reading, this.opts.sustainMs, ctx);
-        if (change) st.changes.push(change);
+    const readings = batch.readings.length > 1 ? batch.readings.slice().sort((a, b) => a.seq - b.seq) : batch.readings;
+    for (const reading of readings) admitReading(device.state, reading, rc, now, st.changes);
+  }
+
+  async tick(now: number, caughtUp: boolean): Promise<void> {
+    if (!caughtUp) return;
+    for (const st of this.partitions.values()) {
+      for (const [deviceId, device] of st.devices) {
+        const rc = await this.residentContext(device.residentId);
+        tickDevice(device.state, deviceId, rc, now, st.openedAt, st.changes);
       }
     }
   }
@@ -93,7 +113,9 @@ export class AlertsGroup implements ConsumerGroup {
     const st = this.partitions.get(partition)!;
     const { group, sequence, fence } = ctx.checkpoint;
     const snapshot = { devices: Object.fromEntries(st.devices) };
-    const raised = await this.store.commitAlertBatch(st.changes, this.opts.outboxFor, { group, partition, sequence, snapshot, fence });
+    const silent = pastAndOver(st.changes);
+    const outboxFor = silent.size === 0 ? this.opts.outboxFor : async (alert: Alert) => (silent.has(alert.id) ? [] : this.opts.outboxFor(alert));
+    const raised = await this.store.commitAlertBatch(st.changes, outboxFor, { group, partition, sequence, snapshot, fence });
     st.changes = [];
     if (raised.length > 0) this.opts.onRaised?.(raised);
   }
@@ -103,4 +125,38 @@ export class AlertsGroup implements ConsumerGroup {
   }
 
   async shutdown(): Promise<void> {}
+
+  private async residentContext(residentId: string): Promise<ResidentContext> {
+    const now = this.clock();
+    const cached = this.residents.get(residentId);
+    if (cached && now - cached.loadedAt < RESIDENT_TTL_MS) return cached.context;
+    const [resident, overrides] = await Promise.all([this.store.getResident(residentId), this.store.getSetting(residentSettingsKey(residentId))]);
+    const context: ResidentContext = {
+      residentId,
+      timezone: resident?.timezone ?? 'UTC',
+      home: resident?.homeLocation ?? null,
+      settings: effectiveSettings(this.opts.settings, overrides ? (JSON.parse(overrides) as DetectionOverrides) : null),
+    };
+    this.residents.set(residentId, { context, loadedAt: now });
+    return context;
+  }
+}
+
+/** Ids of condition alerts raised from late data whose condition cleared later in the same changes. */
+export function pastAndOver(changes: AlertChange[]): Set<string> {
+  const silent = new Set<string>();
+  const pending = new Map<string, string>();
+  for (const c of changes) {
+    if (c.kind === 'raise') {
+      if (!ALWAYS_PAGED.has(c.alert.type) && (c.alert.delayMs ?? 0) > LATE_MS) pending.set(`${c.alert.residentId}\n${c.alert.type}`, c.alert.id);
+    } else {
+      const key = `${c.residentId}\n${c.type}`;
+      const id = pending.get(key);
+      if (id) {
+        silent.add(id);
+        pending.delete(key);
+      }
+    }
+  }
+  return silent;
 }

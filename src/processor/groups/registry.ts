@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../../core/config.js';
 import type { Store } from '../../store/types.js';
 import type { ConsumerGroup } from '../types.js';
+import { DEFAULT_DETECTION_SETTINGS, type DetectionSettings } from '../../detectors/detection-settings.js';
 
 export const GROUP_NAMES = ['alerts', 'warehouse', 'archive'] as const;
 export type GroupName = (typeof GROUP_NAMES)[number];
@@ -41,7 +42,7 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
         onResult: (_channel, ok) => (ok ? counters.notificationsSent++ : counters.notificationsFailed++),
       });
       const group = new AlertsGroup(store, {
-        sustainMs: config['alerts.sustainSeconds'] * 1000,
+        settings: siteDetectionSettings(config),
         outboxFor: notificationsFor(store),
         onRaised: (alerts) => {
           counters.alertsRaised += alerts.length;
@@ -57,9 +58,11 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
       const queries: Record<string, (args: never) => Promise<unknown>> = {
         readings: (q) => warehouse.readings(q),
         vitals: (q) => warehouse.vitals(q),
+        sleepSessions: (q) => warehouse.sleepSessions(q),
+        dailyActivity: (q) => warehouse.dailyActivity(q),
       };
       return {
-        group: new WarehouseGroup(warehouse),
+        group: new WarehouseGroup(warehouse, { timezoneOf: residentTimezones(store) }),
         query: (method, args) => {
           const fn = queries[method];
           if (!fn) throw new Error(`unknown warehouse query ${method}`);
@@ -81,4 +84,27 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
       };
     }
   }
+}
+
+/** The detection defaults with the site's config applied; residents' overrides go on top. */
+export function siteDetectionSettings(config: Config): DetectionSettings {
+  return {
+    ...DEFAULT_DETECTION_SETTINGS,
+    vitalsSustainMs: config['alerts.sustainSeconds'] * 1000,
+    imOkWindowMs: config['alerts.imOkWindowSeconds'] * 1000,
+    inactivityMs: config['alerts.inactivityMinutes'] * 60_000,
+    offlineMs: config['alerts.offlineMinutes'] * 60_000,
+  };
+}
+
+/** Residents' time zones, re-read every minute (a changed zone applies within it). */
+function residentTimezones(store: Store): (residentId: string) => Promise<string> {
+  const cache = new Map<string, { timezone: string; at: number }>();
+  return async (residentId) => {
+    const hit = cache.get(residentId);
+    if (hit && Date.now() - hit.at < 60_000) return hit.timezone;
+    const timezone = (await store.getResident(residentId))?.timezone ?? 'UTC';
+    cache.set(residentId, { timezone, at: Date.now() });
+    return timezone;
+  };
 }

@@ -49,7 +49,7 @@ describe('WarehouseGroup', () => {
     const wh = warehouse;
     const seqsOf = async (residentId: string) =>
       (await wh.readings({ residentId, from: 0, to: T0 + 86_400_000, limit: 1000 })).map((r) => r.seq);
-    return { group: new WarehouseGroup(wh), seqsOf };
+    return { group: new WarehouseGroup(wh, { timezoneOf: async () => 'UTC' }), seqsOf };
   };
 
   it('loads the handled readings, then commits', async () => {
@@ -62,7 +62,7 @@ describe('WarehouseGroup', () => {
 
     const { ctx, commits } = recordingContext(3, '5', seqsOf);
     await group.flush(3, ctx);
-    expect(commits).toEqual([{ snapshot: null, storedAtCommit: [0, 1, 2, 3, 4] }]);
+    expect(commits).toEqual([{ snapshot: expect.objectContaining({ devices: expect.any(Object) }), storedAtCommit: [0, 1, 2, 3, 4] }]);
     const [row] = await warehouse!.readings({ residentId: 'res-2', from: 0, to: T0 + 86_400_000, limit: 10 });
     expect(row).toMatchObject({ deviceId: 'band-b', seq: 7, residentId: 'res-2', hr: 67, accHz: 25, accSamples: 2 });
   });
@@ -75,7 +75,7 @@ describe('WarehouseGroup', () => {
 
     const empty = recordingContext(0, '1', seqsOf);
     await group.flush(0, empty.ctx);
-    expect(empty.commits).toEqual([{ snapshot: null, storedAtCommit: [0, 1] }]);
+    expect(empty.commits).toEqual([{ snapshot: expect.objectContaining({ devices: expect.any(Object) }), storedAtCommit: [0, 1] }]);
 
     // After a restart the runtime re-reads from an older checkpoint: the same records come again.
     await group.close(0);
@@ -83,7 +83,7 @@ describe('WarehouseGroup', () => {
     await group.handle(0, [record(0, 1, 'band-a', 'res-1', [0, 1]), record(0, 2, 'band-a', 'res-1', [2])]);
     const replay = recordingContext(0, '2', seqsOf);
     await group.flush(0, replay.ctx);
-    expect(replay.commits).toEqual([{ snapshot: null, storedAtCommit: [0, 1, 2] }]);
+    expect(replay.commits).toEqual([{ snapshot: expect.objectContaining({ devices: expect.any(Object) }), storedAtCommit: [0, 1, 2] }]);
     const vitals = await warehouse!.vitals({ residentId: 'res-1', from: T0, to: T0 + 60_000, step: '1m' });
     expect(vitals).toMatchObject([{ readings: 3, hrAvg: 61 }]);
   });
@@ -111,5 +111,35 @@ describe('WarehouseGroup', () => {
     const { ctx, commits } = recordingContext(0, '1', async () => []);
     await expect(group.flush(0, ctx)).rejects.toThrow();
     expect(commits).toEqual([]);
+  });
+});
+
+describe('WarehouseGroup summaries', () => {
+  it('writes daily activity from the readings, counting a replayed duplicate once, and restores from its snapshot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vigil-wh-'));
+    const wh = await DuckDbWarehouse.open(dir);
+    try {
+      const group = new WarehouseGroup(wh, { timezoneOf: async () => 'Europe/Paris' });
+      const steps = (partition: number, sequence: number, seqs: number[]): StreamRecord => {
+        const readings: Reading[] = seqs.map((seq) => ({ deviceId: 'band-a', seq, ts: T0 + seq * 5000, receivedAt: T0 + seq * 5000, steps: 10, worn: true }));
+        return { partition, sequence: String(sequence), timestamp: T0, data: JSON.stringify({ deviceId: 'band-a', residentId: 'res-1', readings }) };
+      };
+      const { ctx, commits } = recordingContext(0, '2', async () => []);
+      await group.open(0);
+      await group.handle(0, [steps(0, 1, [0, 1, 2]), steps(0, 2, [2, 3])]);
+      await group.flush(0, ctx);
+      const day = new Date(T0).toISOString().slice(0, 10);
+      expect(await wh.dailyActivity({ residentId: 'res-1', from: day, to: day })).toMatchObject([{ deviceId: 'band-a', day, steps: 40, final: false }]);
+
+      // A restart from the snapshot with the stream replayed from seq 3 on: still 40 + 10 for seq 4.
+      const again = new WarehouseGroup(wh, { timezoneOf: async () => 'Europe/Paris' });
+      await again.open(0, JSON.parse(JSON.stringify(commits[0].snapshot)));
+      await again.handle(0, [steps(0, 2, [3]), steps(0, 3, [4])]);
+      await again.flush(0, recordingContext(0, '3', async () => []).ctx);
+      expect(await wh.dailyActivity({ residentId: 'res-1', from: day, to: day })).toMatchObject([{ steps: 50 }]);
+    } finally {
+      await wh.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

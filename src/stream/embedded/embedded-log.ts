@@ -19,7 +19,7 @@ import Database from 'better-sqlite3';
 import type { AppendEntry, AppendResult, Position, Sequence, StreamRecord } from '../types.js';
 import { partitionOf } from '../partitioner.js';
 import { packRecord } from '../record-packing.js';
-import { SeqRanges } from './seq-ranges.js';
+import { SeqRanges } from '../../core/seq-ranges.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

@@ -90,7 +90,7 @@ import {
   type StreamRecord,
 } from '../types.js';
 import { partitionOf } from '../partitioner.js';
-import { SeqRanges } from '../embedded/seq-ranges.js';
+import { SeqRanges } from '../../core/seq-ranges.js';
 import { hashKeyOf, orderShards, packRecords, type ShardRange } from './kinesis-records.js';
 import { AppendWaiters } from '../append-waiters.js';
 

@@ -12,7 +12,7 @@
  *   re-reads the key and merges.
  */
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
-import { SeqRanges } from '../embedded/seq-ranges.js';
+import { SeqRanges } from '../../core/seq-ranges.js';
 import type { NatsLayout } from './nats-layout.js';
 
 export interface Seen {

@@ -39,7 +39,7 @@ import {
   type StreamRecord,
 } from '../types.js';
 import { partitionOf } from '../partitioner.js';
-import { SeqRanges } from '../embedded/seq-ranges.js';
+import { SeqRanges } from '../../core/seq-ranges.js';
 import { ensureLayout, layoutOf, type NatsLayout } from './nats-layout.js';
 import { SeenStore } from './nats-seen.js';
 import { msgIdOf, packRecords, type Packed } from './nats-records.js';

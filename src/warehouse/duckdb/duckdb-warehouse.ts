@@ -16,6 +16,12 @@
  *   incremented, so late and duplicated readings keep it exact). Per-measure counts
  *   (hr_count, ...) are kept so coarser buckets can weigh averages by measurements.
  * - `staging` is a TEMP table (memory only, writer connection only), empty between loads.
+ * - `sleep_sessions` (key (device_id, night)) and `daily_activity` (key (device_id, day)) hold
+ *   the last version saved of each key; a `saveInsights` call is one transaction on the writer,
+ *   taking its turn with the loads. Dates are `DATE`, times `TIMESTAMP` (UTC) as above. Each has
+ *   an ART index on resident_id, which DuckDB scans only when the resident is the sole filter
+ *   of the table scan: the queries filter the resident in a subquery (OFFSET 0 keeps the
+ *   optimizer from merging the date range into it) and the dates above it.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,13 +39,18 @@ import {
   type DuckDBValue,
   type JS,
 } from '@duckdb/node-api';
+import { checkDayRange, insightsToStore, type InsightsToStore, type SleepToStore } from '../insights.js';
 import {
   STEP_MINUTES,
+  type DailyActivityRow,
+  type DayRangeQuery,
   type ReadingRow,
   type ReadingsQuery,
+  type SleepSessionRow,
   type VitalsQuery,
   type VitalsRow,
   type Warehouse,
+  type WarehouseInsights,
   type WarehouseReading,
 } from '../types.js';
 
@@ -81,7 +92,33 @@ CREATE TABLE IF NOT EXISTS vitals_1m (
   steps BIGINT,
   readings BIGINT NOT NULL,
   PRIMARY KEY (resident_id, minute)
-);`;
+);
+CREATE TABLE IF NOT EXISTS sleep_sessions (
+  device_id VARCHAR NOT NULL,
+  night DATE NOT NULL,
+  resident_id VARCHAR NOT NULL,
+  start_ts TIMESTAMP NOT NULL,
+  end_ts TIMESTAMP NOT NULL,
+  total_sleep_min DOUBLE NOT NULL,
+  efficiency DOUBLE NOT NULL,
+  waso_min DOUBLE NOT NULL,
+  awakenings INTEGER NOT NULL,
+  onset_latency_min DOUBLE,
+  PRIMARY KEY (device_id, night)
+);
+CREATE INDEX IF NOT EXISTS sleep_sessions_resident ON sleep_sessions (resident_id);
+CREATE TABLE IF NOT EXISTS daily_activity (
+  device_id VARCHAR NOT NULL,
+  day DATE NOT NULL,
+  resident_id VARCHAR NOT NULL,
+  steps INTEGER NOT NULL,
+  active_minutes DOUBLE NOT NULL,
+  longest_sedentary_min DOUBLE NOT NULL,
+  worn_minutes DOUBLE NOT NULL,
+  final BOOLEAN NOT NULL,
+  PRIMARY KEY (device_id, day)
+);
+CREATE INDEX IF NOT EXISTS daily_activity_resident ON daily_activity (resident_id);`;
 
 /**
  * Staging mirrors the readings row, but numbers (seq and the epoch-ms times too) are DOUBLE:
@@ -163,10 +200,57 @@ FROM vitals_1m
 WHERE resident_id = $resident AND minute >= epoch_ms($from) AND minute < epoch_ms($to)
 GROUP BY 1 ORDER BY 1`;
 
+/**
+ * A call's rows arrive as one list parameter per column (numbers as DOUBLE, exact for the
+ * integers and epoch ms they hold; dates as text the DATE cast checks), zipped by unnest.
+ */
+const UPSERT_SLEEP = `
+INSERT OR REPLACE INTO sleep_sessions
+  (device_id, night, resident_id, start_ts, end_ts, total_sleep_min, efficiency, waso_min, awakenings, onset_latency_min)
+SELECT device_id, CAST(night AS DATE), resident_id, epoch_ms(CAST(start_ms AS BIGINT)), epoch_ms(CAST(end_ms AS BIGINT)),
+  total_sleep_min, efficiency, waso_min, CAST(awakenings AS INTEGER), onset_latency_min
+FROM (SELECT unnest($device) AS device_id, unnest($night) AS night, unnest($resident) AS resident_id,
+  unnest($startMs) AS start_ms, unnest($endMs) AS end_ms, unnest($totalSleepMin) AS total_sleep_min,
+  unnest($efficiency) AS efficiency, unnest($wasoMin) AS waso_min, unnest($awakenings) AS awakenings,
+  unnest($onsetLatencyMin) AS onset_latency_min)`;
+const SLEEP_TYPES = {
+  device: LIST(VARCHAR), night: LIST(VARCHAR), resident: LIST(VARCHAR), startMs: LIST(DOUBLE), endMs: LIST(DOUBLE),
+  totalSleepMin: LIST(DOUBLE), efficiency: LIST(DOUBLE), wasoMin: LIST(DOUBLE), awakenings: LIST(DOUBLE), onsetLatencyMin: LIST(DOUBLE),
+};
+
+const UPSERT_ACTIVITY = `
+INSERT OR REPLACE INTO daily_activity
+  (device_id, day, resident_id, steps, active_minutes, longest_sedentary_min, worn_minutes, final)
+SELECT device_id, CAST(day AS DATE), resident_id, CAST(steps AS INTEGER), active_minutes, longest_sedentary_min, worn_minutes, final
+FROM (SELECT unnest($device) AS device_id, unnest($day) AS day, unnest($resident) AS resident_id,
+  unnest($steps) AS steps, unnest($activeMinutes) AS active_minutes, unnest($longestSedentaryMin) AS longest_sedentary_min,
+  unnest($wornMinutes) AS worn_minutes, unnest($final) AS final)`;
+const ACTIVITY_TYPES = {
+  device: LIST(VARCHAR), day: LIST(VARCHAR), resident: LIST(VARCHAR), steps: LIST(DOUBLE), activeMinutes: LIST(DOUBLE),
+  longestSedentaryMin: LIST(DOUBLE), wornMinutes: LIST(DOUBLE), final: LIST(BOOLEAN),
+};
+
+const SELECT_SLEEP = `
+SELECT device_id AS "deviceId", resident_id AS "residentId", CAST(night AS VARCHAR) AS night,
+  epoch_ms(start_ts) AS "start", epoch_ms(end_ts) AS "end", total_sleep_min AS "totalSleepMin", efficiency,
+  waso_min AS "wasoMin", awakenings, onset_latency_min AS "onsetLatencyMin"
+FROM (SELECT * FROM sleep_sessions WHERE resident_id = $resident OFFSET 0) s
+WHERE s.night >= CAST($from AS DATE) AND s.night <= CAST($to AS DATE)
+ORDER BY s.night, s.device_id`;
+
+const SELECT_ACTIVITY = `
+SELECT device_id AS "deviceId", resident_id AS "residentId", CAST(day AS VARCHAR) AS day, steps,
+  active_minutes AS "activeMinutes", longest_sedentary_min AS "longestSedentaryMin", worn_minutes AS "wornMinutes", final
+FROM (SELECT * FROM daily_activity WHERE resident_id = $resident OFFSET 0) a
+WHERE a.day >= CAST($from AS DATE) AND a.day <= CAST($to AS DATE)
+ORDER BY a.day, a.device_id`;
+
+const DAY_RANGE_TYPES = { resident: VARCHAR, from: VARCHAR, to: VARCHAR };
+
 const MINUTE_MS = 60_000;
 
 export class DuckDbWarehouse implements Warehouse {
-  /** Loads run one after another on the writer connection: its transaction is per connection. */
+  /** Loads and saves run one after another on the writer connection: its transaction is per connection. */
   private writing: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -190,7 +274,12 @@ export class DuckDbWarehouse implements Warehouse {
   }
 
   load(rows: WarehouseReading[]): Promise<{ inserted: number }> {
-    const run = this.writing.then(() => this.loadNow(rows));
+    return this.write(() => this.loadNow(rows));
+  }
+
+  /** Runs `fn` on the writer after the writes queued before it. */
+  private write<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.writing.then(fn);
     this.writing = run.catch(() => undefined);
     return run;
   }
@@ -234,6 +323,76 @@ export class DuckDbWarehouse implements Warehouse {
       appender.closeSync();
     }
     return { lo: floorToMinute(minTs), hi: floorToMinute(maxTs) + MINUTE_MS };
+  }
+
+  saveInsights(rows: WarehouseInsights): Promise<void> {
+    // Checked before queueing: a malformed call fails without waiting for the writer.
+    let toStore: InsightsToStore;
+    try {
+      toStore = insightsToStore(rows);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.write(() => this.saveInsightsNow(toStore));
+  }
+
+  private async saveInsightsNow({ sleep, activity }: InsightsToStore): Promise<void> {
+    if (sleep.length === 0 && activity.length === 0) return;
+    await this.writer.run('BEGIN TRANSACTION');
+    try {
+      if (sleep.length > 0) {
+        const column = <K extends keyof SleepToStore>(k: K) => listValue(sleep.map((r) => r[k] ?? null));
+        await this.writer.run(
+          UPSERT_SLEEP,
+          {
+            device: column('deviceId'),
+            night: column('night'),
+            resident: column('residentId'),
+            startMs: column('startMs'),
+            endMs: column('endMs'),
+            totalSleepMin: column('totalSleepMin'),
+            efficiency: column('efficiency'),
+            wasoMin: column('wasoMin'),
+            awakenings: column('awakenings'),
+            onsetLatencyMin: column('onsetLatencyMin'),
+          },
+          SLEEP_TYPES,
+        );
+      }
+      if (activity.length > 0) {
+        const column = <K extends keyof DailyActivityRow>(k: K) => listValue(activity.map((r) => r[k] ?? null));
+        await this.writer.run(
+          UPSERT_ACTIVITY,
+          {
+            device: column('deviceId'),
+            day: column('day'),
+            resident: column('residentId'),
+            steps: column('steps'),
+            activeMinutes: column('activeMinutes'),
+            longestSedentaryMin: column('longestSedentaryMin'),
+            wornMinutes: column('wornMinutes'),
+            final: column('final'),
+          },
+          ACTIVITY_TYPES,
+        );
+      }
+      await this.writer.run('COMMIT');
+    } catch (err) {
+      await this.writer.run('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]> {
+    checkDayRange(q);
+    const reader = await this.reader.runAndReadAll(SELECT_SLEEP, { resident: q.residentId, from: q.from, to: q.to }, DAY_RANGE_TYPES);
+    return reader.getRowObjectsJS().map(toSleepSessionRow);
+  }
+
+  async dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]> {
+    checkDayRange(q);
+    const reader = await this.reader.runAndReadAll(SELECT_ACTIVITY, { resident: q.residentId, from: q.from, to: q.to }, DAY_RANGE_TYPES);
+    return reader.getRowObjectsJS().map(toDailyActivityRow);
   }
 
   async readings(q: ReadingsQuery): Promise<ReadingRow[]> {
@@ -342,5 +501,33 @@ function toVitalsRow(o: Record<string, JS>): VitalsRow {
     skinTempAvg: num(o.skinTempAvg),
     steps: num(o.steps),
     readings: Number(o.readings),
+  };
+}
+
+function toSleepSessionRow(o: Record<string, JS>): SleepSessionRow {
+  return {
+    deviceId: o.deviceId as string,
+    residentId: o.residentId as string,
+    night: o.night as string,
+    start: iso(o.start),
+    end: iso(o.end),
+    totalSleepMin: Number(o.totalSleepMin),
+    efficiency: Number(o.efficiency),
+    wasoMin: Number(o.wasoMin),
+    awakenings: Number(o.awakenings),
+    onsetLatencyMin: num(o.onsetLatencyMin),
+  };
+}
+
+function toDailyActivityRow(o: Record<string, JS>): DailyActivityRow {
+  return {
+    deviceId: o.deviceId as string,
+    residentId: o.residentId as string,
+    day: o.day as string,
+    steps: Number(o.steps),
+    activeMinutes: Number(o.activeMinutes),
+    longestSedentaryMin: Number(o.longestSedentaryMin),
+    wornMinutes: Number(o.wornMinutes),
+    final: o.final as boolean,
   };
 }

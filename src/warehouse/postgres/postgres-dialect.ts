@@ -14,8 +14,15 @@ import type { WarehouseReading } from '../types.js';
 export const DEVICE_ID_TYPE = 'VARCHAR COLLATE "C"';
 export const TEXT_LIST_TYPE = 'TEXT[]';
 
-/** The query API pages by (resident, ts, device, seq) and the minute recomputation range-scans (resident, ts). */
-export const INDEXES = 'CREATE INDEX IF NOT EXISTS readings_resident_ts ON readings (resident_id, ts, device_id, seq)';
+/**
+ * The query API pages by (resident, ts, device, seq) and the minute recomputation range-scans
+ * (resident, ts); a resident's nights and days are read in (date, device) order.
+ */
+export const INDEXES = [
+  'CREATE INDEX IF NOT EXISTS readings_resident_ts ON readings (resident_id, ts, device_id, seq)',
+  'CREATE INDEX IF NOT EXISTS sleep_sessions_resident ON sleep_sessions (resident_id, night, device_id)',
+  'CREATE INDEX IF NOT EXISTS daily_activity_resident ON daily_activity (resident_id, day, device_id)',
+].join(';\n');
 
 /** Class of this module's `pg_advisory_xact_lock(class, key)` ("VGW"), apart from the store's and other applications'. */
 const LOCK_CLASS = 0x5647_5700;
@@ -70,7 +77,7 @@ export function insertNew(table: string, columns: readonly string[], key: readon
   return `INSERT INTO ${table} (${columns.join(', ')}) ${select} ON CONFLICT (${key.join(', ')}) DO NOTHING`;
 }
 
-/** Inserts `select`'s rows, replacing the stored row of the same key. */
+/** Inserts `select`'s rows (or a VALUES list), replacing the stored row of the same key. */
 export function upsert(table: string, columns: readonly string[], key: readonly string[], select: string): string {
   const set = columns.filter((c) => !key.includes(c)).map((c) => `${c} = EXCLUDED.${c}`);
   return `INSERT INTO ${table} (${columns.join(', ')}) ${select} ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${set.join(', ')}`;

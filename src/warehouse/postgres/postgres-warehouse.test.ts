@@ -114,4 +114,17 @@ describe.skipIf(!up)('postgres warehouse', () => {
       ['2024-01-16T00:00:00.000Z', 80],
     ]);
   });
+
+  it('keeps the dates and times of insights whatever the session DateStyle and time zone', async () => {
+    // A DateStyle that prints 15/01/2024, in UTC+13:45: neither may change a date or a time.
+    const wh = await openFresh(' -c TimeZone=Pacific/Chatham -c DateStyle=SQL,DMY');
+    const night = {
+      deviceId: 'band-a', residentId: 'res-a', night: '2024-01-31', start: '2024-01-31T23:59:30.123Z', end: '2024-02-01T07:00:00.000Z',
+      totalSleepMin: 400, efficiency: 0.9, wasoMin: 20, awakenings: 2, onsetLatencyMin: null,
+    };
+    const day = { deviceId: 'band-a', residentId: 'res-a', day: '2024-02-01', steps: 10, activeMinutes: 1, longestSedentaryMin: 2, wornMinutes: 3, final: false };
+    await wh.saveInsights({ sleep: [night], activity: [day] });
+    expect(await wh.sleepSessions({ residentId: 'res-a', from: '2024-01-31', to: '2024-01-31' })).toEqual([night]);
+    expect(await wh.dailyActivity({ residentId: 'res-a', from: '2024-02-01', to: '2024-02-01' })).toEqual([day]);
+  });
 });

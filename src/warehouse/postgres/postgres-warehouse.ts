@@ -23,17 +23,26 @@
  *   lock held to commit, so the later one reads the earlier one's rows: concurrent loads from
  *   any number of processes keep the minutes exact.
  * - device_id sorts bytewise (COLLATE "C"), as in DuckDB, whatever the database's locale.
+ * - `sleep_sessions` (key (device_id, night)) and `daily_activity` (key (device_id, day)) hold
+ *   the last version committed of each key. A `saveInsights` call is one transaction of
+ *   upserts, its rows sorted by key so that concurrent saves lock shared keys in one order.
+ *   Dates are `DATE`, read back with to_char (never through the session's DateStyle).
  * - `staging` is a TEMP table per connection, empty outside a load's transaction.
  * - Everything PostgreSQL-only is in postgres-dialect.ts; the SQL here is also Redshift's.
  */
 import pg from 'pg';
+import { checkDayRange, insightsToStore } from '../insights.js';
 import {
   STEP_MINUTES,
+  type DailyActivityRow,
+  type DayRangeQuery,
   type ReadingRow,
   type ReadingsQuery,
+  type SleepSessionRow,
   type VitalsQuery,
   type VitalsRow,
   type Warehouse,
+  type WarehouseInsights,
   type WarehouseReading,
 } from '../types.js';
 import {
@@ -87,6 +96,30 @@ CREATE TABLE IF NOT EXISTS vitals_1m (
   steps BIGINT,
   readings BIGINT NOT NULL,
   PRIMARY KEY (resident_id, minute)
+);
+CREATE TABLE IF NOT EXISTS sleep_sessions (
+  device_id ${DEVICE_ID_TYPE} NOT NULL,
+  night DATE NOT NULL,
+  resident_id VARCHAR NOT NULL,
+  start_ts TIMESTAMP NOT NULL,
+  end_ts TIMESTAMP NOT NULL,
+  total_sleep_min DOUBLE PRECISION NOT NULL,
+  efficiency DOUBLE PRECISION NOT NULL,
+  waso_min DOUBLE PRECISION NOT NULL,
+  awakenings INTEGER NOT NULL,
+  onset_latency_min DOUBLE PRECISION,
+  PRIMARY KEY (device_id, night)
+);
+CREATE TABLE IF NOT EXISTS daily_activity (
+  device_id ${DEVICE_ID_TYPE} NOT NULL,
+  day DATE NOT NULL,
+  resident_id VARCHAR NOT NULL,
+  steps INTEGER NOT NULL,
+  active_minutes DOUBLE PRECISION NOT NULL,
+  longest_sedentary_min DOUBLE PRECISION NOT NULL,
+  worn_minutes DOUBLE PRECISION NOT NULL,
+  final BOOLEAN NOT NULL,
+  PRIMARY KEY (device_id, day)
 );
 ${INDEXES};`;
 
@@ -153,6 +186,50 @@ FROM vitals_1m
 WHERE resident_id = $1 AND minute >= ${fromMs('$2')} AND minute < ${fromMs('$3')}
 GROUP BY 1 ORDER BY 1`;
 
+const SLEEP_COLUMNS = [
+  'device_id', 'night', 'resident_id', 'start_ts', 'end_ts', 'total_sleep_min', 'efficiency', 'waso_min', 'awakenings',
+  'onset_latency_min',
+] as const;
+const ACTIVITY_COLUMNS = [
+  'device_id', 'day', 'resident_id', 'steps', 'active_minutes', 'longest_sedentary_min', 'worn_minutes', 'final',
+] as const;
+
+/** Rows per upsert statement: 10 parameters a row, far below the protocol's 65535. */
+const UPSERT_ROWS = 1000;
+
+/**
+ * An upsert of `rows` rows given as parameters, one per column a row; `row` makes a row's
+ * VALUES tuple of its placeholders. Parameters of an INSERT's VALUES take the types of their
+ * columns: a malformed date or a fraction for an INTEGER fails the statement.
+ */
+function upsertValues(table: string, columns: readonly string[], key: readonly string[], rows: number, row: (p: string[]) => string): string {
+  const tuples: string[] = [];
+  for (let i = 0; i < rows; i++) tuples.push(row(columns.map((_, c) => `$${i * columns.length + c + 1}`)));
+  return upsert(table, columns, key, `VALUES ${tuples.join(', ')}`);
+}
+
+const upsertSleep = (rows: number) =>
+  upsertValues('sleep_sessions', SLEEP_COLUMNS, ['device_id', 'night'], rows, (p) =>
+    `(${p[0]}, ${p[1]}, ${p[2]}, ${fromMs(p[3])}, ${fromMs(p[4])}, ${p.slice(5).join(', ')})`);
+const upsertActivity = (rows: number) =>
+  upsertValues('daily_activity', ACTIVITY_COLUMNS, ['device_id', 'day'], rows, (p) => `(${p.join(', ')})`);
+
+/** Ordered by the input columns (qualified), not by their to_char text. */
+const SELECT_SLEEP = `
+SELECT device_id AS "deviceId", resident_id AS "residentId", to_char(night, 'YYYY-MM-DD') AS "night",
+  ${toMs('start_ts')} AS "start", ${toMs('end_ts')} AS "end", total_sleep_min AS "totalSleepMin", efficiency,
+  waso_min AS "wasoMin", awakenings, onset_latency_min AS "onsetLatencyMin"
+FROM sleep_sessions
+WHERE resident_id = $1 AND night >= CAST($2 AS DATE) AND night <= CAST($3 AS DATE)
+ORDER BY sleep_sessions.night, sleep_sessions.device_id`;
+
+const SELECT_ACTIVITY = `
+SELECT device_id AS "deviceId", resident_id AS "residentId", to_char(day, 'YYYY-MM-DD') AS "day", steps,
+  active_minutes AS "activeMinutes", longest_sedentary_min AS "longestSedentaryMin", worn_minutes AS "wornMinutes", final
+FROM daily_activity
+WHERE resident_id = $1 AND day >= CAST($2 AS DATE) AND day <= CAST($3 AS DATE)
+ORDER BY daily_activity.day, daily_activity.device_id`;
+
 /** Loads and queries in flight at once; the server has the cores, a few connections keep them busy. */
 const POOL_SIZE = 4;
 
@@ -164,8 +241,8 @@ const TYPES = new pg.TypeOverrides();
 TYPES.setTypeParser(pg.types.builtins.INT8, Number);
 
 export class PostgresWarehouse implements Warehouse {
-  /** close() waits for these, as DuckDB's close waits for its writer. */
-  private readonly loading = new Set<Promise<unknown>>();
+  /** Loads and saves in flight: close() waits for these, as DuckDB's close waits for its writer. */
+  private readonly writing = new Set<Promise<unknown>>();
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -188,9 +265,12 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   load(rows: WarehouseReading[]): Promise<{ inserted: number }> {
-    const run = this.loadNow(rows);
-    this.loading.add(run);
-    const forget = () => this.loading.delete(run);
+    return this.track(this.loadNow(rows));
+  }
+
+  private track<T>(run: Promise<T>): Promise<T> {
+    this.writing.add(run);
+    const forget = () => this.writing.delete(run);
     run.then(forget, forget);
     return run;
   }
@@ -221,6 +301,54 @@ export class PostgresWarehouse implements Warehouse {
     }
   }
 
+  saveInsights(rows: WarehouseInsights): Promise<void> {
+    return this.track(this.saveInsightsNow(rows));
+  }
+
+  private async saveInsightsNow(rows: WarehouseInsights): Promise<void> {
+    const { sleep, activity } = insightsToStore(rows);
+    if (sleep.length === 0 && activity.length === 0) return;
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      for (let i = 0; i < sleep.length; i += UPSERT_ROWS) {
+        const chunk = sleep.slice(i, i + UPSERT_ROWS);
+        await client.query(upsertSleep(chunk.length), chunk.flatMap((r) => [
+          r.deviceId, r.night, r.residentId, r.startMs, r.endMs, r.totalSleepMin, r.efficiency, r.wasoMin, r.awakenings,
+          r.onsetLatencyMin ?? null,
+        ]));
+      }
+      for (let i = 0; i < activity.length; i += UPSERT_ROWS) {
+        const chunk = activity.slice(i, i + UPSERT_ROWS);
+        await client.query(upsertActivity(chunk.length), chunk.flatMap((r) => [
+          r.deviceId, r.day, r.residentId, r.steps, r.activeMinutes, r.longestSedentaryMin, r.wornMinutes, r.final,
+        ]));
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      // As in a load: the original error is reported, a connection that cannot roll back is closed.
+      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+        broken = rollbackErr;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]> {
+    checkDayRange(q);
+    const { rows } = await this.pool.query(SELECT_SLEEP, [q.residentId, q.from, q.to]);
+    return rows.map(toSleepSessionRow);
+  }
+
+  async dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]> {
+    checkDayRange(q);
+    const { rows } = await this.pool.query(SELECT_ACTIVITY, [q.residentId, q.from, q.to]);
+    return rows.map(toDailyActivityRow);
+  }
+
   async readings(q: ReadingsQuery): Promise<ReadingRow[]> {
     const values: unknown[] = [q.residentId, q.from, q.to, q.limit];
     if (q.after) values.push(q.after.ts, q.after.deviceId, q.after.seq);
@@ -234,7 +362,7 @@ export class PostgresWarehouse implements Warehouse {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled(this.loading);
+    await Promise.allSettled(this.writing);
     await this.pool.end();
   }
 }
@@ -296,5 +424,33 @@ function toVitalsRow(o: Record<string, unknown>): VitalsRow {
     skinTempAvg: o.skinTempAvg as number | null,
     steps: o.steps as number | null,
     readings: o.readings as number,
+  };
+}
+
+function toSleepSessionRow(o: Record<string, unknown>): SleepSessionRow {
+  return {
+    deviceId: o.deviceId as string,
+    residentId: o.residentId as string,
+    night: o.night as string,
+    start: iso(o.start as number),
+    end: iso(o.end as number),
+    totalSleepMin: o.totalSleepMin as number,
+    efficiency: o.efficiency as number,
+    wasoMin: o.wasoMin as number,
+    awakenings: o.awakenings as number,
+    onsetLatencyMin: o.onsetLatencyMin as number | null,
+  };
+}
+
+function toDailyActivityRow(o: Record<string, unknown>): DailyActivityRow {
+  return {
+    deviceId: o.deviceId as string,
+    residentId: o.residentId as string,
+    day: o.day as string,
+    steps: o.steps as number,
+    activeMinutes: o.activeMinutes as number,
+    longestSedentaryMin: o.longestSedentaryMin as number,
+    wornMinutes: o.wornMinutes as number,
+    final: o.final as boolean,
   };
 }

@@ -3,7 +3,7 @@
  * against the interface only. Every backend's test file calls `warehouseConformance`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ReadingRow, Warehouse, WarehouseReading } from '../types.js';
+import type { DailyActivityRow, ReadingRow, SleepSessionRow, Warehouse, WarehouseInsights, WarehouseReading } from '../types.js';
 
 /**
  * Opens the warehouse stored under `storage`: a name not used before gives empty storage,
@@ -25,6 +25,43 @@ function series(deviceId: string, seqs: number[]): WarehouseReading[] {
 }
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+const DAY_MS = 86_400_000;
+/** The date `days` after YYYY-MM-DD `date`. */
+const addDays = (date: string, days: number) => iso(Date.parse(date) + days * DAY_MS).slice(0, 10);
+
+/** A night from 22:30 to 06:45 UTC the next morning. */
+function sleepSession(deviceId: string, night: string, extra: Partial<SleepSessionRow> = {}): SleepSessionRow {
+  return {
+    deviceId,
+    residentId: `res-${deviceId}`,
+    night,
+    start: `${night}T22:30:00.000Z`,
+    end: `${addDays(night, 1)}T06:45:00.000Z`,
+    totalSleepMin: 431.5,
+    efficiency: 0.8717,
+    wasoMin: 38,
+    awakenings: 4,
+    onsetLatencyMin: 14.5,
+    ...extra,
+  };
+}
+
+function dailyActivity(deviceId: string, day: string, extra: Partial<DailyActivityRow> = {}): DailyActivityRow {
+  return {
+    deviceId,
+    residentId: `res-${deviceId}`,
+    day,
+    steps: 6543,
+    activeMinutes: 47,
+    longestSedentaryMin: 128.5,
+    wornMinutes: 1312,
+    final: true,
+    ...extra,
+  };
+}
+
+const insights = (sleep: SleepSessionRow[], activity: DailyActivityRow[]): WarehouseInsights => ({ sleep, activity });
 
 export function warehouseConformance(name: string, open: OpenWarehouse): void {
   describe(`warehouse conformance: ${name}`, () => {
@@ -49,6 +86,11 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
       wh.readings({ residentId, from: 0, to: Date.UTC(2100, 0, 1), limit: 100_000 });
     const minute = (wh: Warehouse, residentId: string, ts: number) =>
       wh.vitals({ residentId, from: ts, to: ts + 60_000, step: '1m' }).then((rows) => rows[0]);
+    /** Everything a resident has of both kinds, 2000 to 2099. */
+    const allInsights = async (wh: Warehouse, residentId: string) => {
+      const q = { residentId, from: '2000-01-01', to: '2099-12-31' };
+      return { sleep: await wh.sleepSessions(q), activity: await wh.dailyActivity(q) };
+    };
 
     it('stores every field of a reading, null where absent, and no raw samples', async () => {
       const [wh] = await fresh();
@@ -289,6 +331,215 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
       expect(vitals).toEqual([
         { bucket: iso(T0), hrAvg: 60 + 34 / 2, hrMin: 60, hrMax: 94, spo2Avg: null, spo2Min: null, skinTempAvg: null, steps: 35, readings: 35 },
       ]);
+    });
+
+    it('stores every field of sleep sessions and daily activity with its type', async () => {
+      const [wh] = await fresh();
+      await wh.saveInsights(
+        insights(
+          [
+            sleepSession('band-a', '2024-01-14', { onsetLatencyMin: null, awakenings: 0 }),
+            // Any ISO-8601 offset in, UTC out, to the millisecond.
+            sleepSession('band-a', '2024-01-15', { start: '2024-01-16T00:05:30.250+01:00', end: '2024-01-16T07:10:00Z' }),
+          ],
+          [dailyActivity('band-a', '2024-01-15'), dailyActivity('band-a', '2024-01-16', { final: false, steps: 0, activeMinutes: 0 })],
+        ),
+      );
+      const { sleep, activity } = await allInsights(wh, 'res-band-a');
+      expect(sleep).toEqual<SleepSessionRow[]>([
+        {
+          deviceId: 'band-a',
+          residentId: 'res-band-a',
+          night: '2024-01-14',
+          start: '2024-01-14T22:30:00.000Z',
+          end: '2024-01-15T06:45:00.000Z',
+          totalSleepMin: 431.5,
+          efficiency: 0.8717,
+          wasoMin: 38,
+          awakenings: 0,
+          onsetLatencyMin: null,
+        },
+        {
+          deviceId: 'band-a',
+          residentId: 'res-band-a',
+          night: '2024-01-15',
+          start: '2024-01-15T23:05:30.250Z',
+          end: '2024-01-16T07:10:00.000Z',
+          totalSleepMin: 431.5,
+          efficiency: 0.8717,
+          wasoMin: 38,
+          awakenings: 4,
+          onsetLatencyMin: 14.5,
+        },
+      ]);
+      expect(activity).toEqual<DailyActivityRow[]>([
+        { deviceId: 'band-a', residentId: 'res-band-a', day: '2024-01-15', steps: 6543, activeMinutes: 47, longestSedentaryMin: 128.5, wornMinutes: 1312, final: true },
+        { deviceId: 'band-a', residentId: 'res-band-a', day: '2024-01-16', steps: 0, activeMinutes: 0, longestSedentaryMin: 128.5, wornMinutes: 1312, final: false },
+      ]);
+      // toEqual tells 1 from 1n and '1', but says it here too: what the API serializes.
+      for (const row of [...sleep, ...activity] as unknown as Record<string, unknown>[]) {
+        for (const [field, value] of Object.entries(row)) {
+          const expected = ['deviceId', 'residentId', 'night', 'day', 'start', 'end'].includes(field)
+            ? 'string'
+            : field === 'final'
+              ? 'boolean'
+              : field === 'onsetLatencyMin' && value === null
+                ? 'object'
+                : 'number';
+          expect(typeof value, field).toBe(expected);
+        }
+      }
+    });
+
+    it('upserts by key: a later save replaces the whole row, also within one call', async () => {
+      const [wh] = await fresh();
+      await wh.saveInsights(insights([sleepSession('band-a', '2024-01-15')], [dailyActivity('band-a', '2024-01-15', { final: false, steps: 1200 })]));
+      // The day goes on, the night is rescored, and the band moves to another resident: every column is replaced.
+      const night = sleepSession('band-a', '2024-01-15', {
+        residentId: 'res-moved',
+        start: '2024-01-15T23:00:00.000Z',
+        end: '2024-01-16T07:00:00.000Z',
+        totalSleepMin: 400,
+        efficiency: 0.8333,
+        wasoMin: 50,
+        awakenings: 6,
+        onsetLatencyMin: null,
+      });
+      const day = dailyActivity('band-a', '2024-01-15', { residentId: 'res-moved', steps: 8000, activeMinutes: 60, longestSedentaryMin: 90, wornMinutes: 1400, final: true });
+      await wh.saveInsights(insights([night], [day]));
+      expect(await allInsights(wh, 'res-moved')).toEqual({ sleep: [night], activity: [day] });
+      expect(await allInsights(wh, 'res-band-a')).toEqual({ sleep: [], activity: [] });
+
+      // The same key twice in one call: the later row wins, as if saved one after the other.
+      const later = { ...day, steps: 9000, final: true };
+      await wh.saveInsights(insights([{ ...night, wasoMin: 1 }, { ...night, wasoMin: 2 }], [{ ...day, steps: 1 }, later]));
+      expect(await allInsights(wh, 'res-moved')).toEqual({ sleep: [{ ...night, wasoMin: 2 }], activity: [later] });
+
+      // Replaying the same rows changes nothing.
+      await wh.saveInsights(insights([{ ...night, wasoMin: 2 }], [later]));
+      expect(await allInsights(wh, 'res-moved')).toEqual({ sleep: [{ ...night, wasoMin: 2 }], activity: [later] });
+    });
+
+    it('saves both lists in one transaction: a row the schema rejects leaves nothing of the call', async () => {
+      const [wh] = await fresh();
+      const before = insights([sleepSession('band-a', '2024-01-14')], [dailyActivity('band-a', '2024-01-14')]);
+      await wh.saveInsights(before);
+      const stored = await allInsights(wh, 'res-band-a');
+      expect(stored.sleep).toHaveLength(1);
+      expect(stored.activity).toHaveLength(1);
+
+      // Each call replaces the stored rows and adds new ones before the bad row, which comes last.
+      const replacing = (bad: Partial<DailyActivityRow> | null, badSleep: Partial<SleepSessionRow> | null) =>
+        insights(
+          [
+            sleepSession('band-a', '2024-01-14', { totalSleepMin: 1 }),
+            sleepSession('band-a', '2024-01-15'),
+            ...(badSleep ? [sleepSession('band-z', '2024-01-16', badSleep)] : []),
+          ],
+          [
+            dailyActivity('band-a', '2024-01-14', { steps: 1 }),
+            dailyActivity('band-a', '2024-01-15'),
+            ...(bad ? [dailyActivity('band-z', '2024-01-16', bad)] : []),
+          ],
+        );
+      const rejected: [string, WarehouseInsights][] = [
+        // A day that does not exist (the DATE type rejects it), in the second list: the first was written.
+        ['invalid date in activity', replacing({ day: '2024-02-30' }, null)],
+        ['NULL key in activity', replacing({ deviceId: null as unknown as string }, null)],
+        ['NULL resident in activity', replacing({ residentId: null as unknown as string }, null)],
+        ['invalid date in sleep', replacing(null, { night: '2024-13-01' })],
+        ['NULL key in sleep', replacing(null, { night: null as unknown as string })],
+      ];
+      for (const [what, call] of rejected) {
+        await expect(wh.saveInsights(call), what).rejects.toThrow();
+        expect(await allInsights(wh, 'res-band-a'), what).toEqual(stored);
+        expect(await allInsights(wh, 'res-band-z'), what).toEqual({ sleep: [], activity: [] });
+      }
+      // And the warehouse saves again afterwards.
+      await wh.saveInsights(replacing(null, null));
+      const after = await allInsights(wh, 'res-band-a');
+      expect(after.sleep.map((r) => [r.night, r.totalSleepMin])).toEqual([['2024-01-14', 1], ['2024-01-15', 431.5]]);
+      expect(after.activity.map((r) => [r.day, r.steps])).toEqual([['2024-01-14', 1], ['2024-01-15', 6543]]);
+    });
+
+    it('answers a resident\'s nights and days in [from, to], both inclusive, by date then deviceId', async () => {
+      const [wh] = await fresh();
+      const sleep: SleepSessionRow[] = [];
+      const activity: DailyActivityRow[] = [];
+      // Two bands of res-1 and one of res-2 on the same dates, across a month's end.
+      for (const date of ['2024-01-29', '2024-01-30', '2024-01-31', '2024-02-01', '2024-02-02']) {
+        for (const [deviceId, residentId] of [['band-b', 'res-1'], ['band-a', 'res-1'], ['band-c', 'res-2']]) {
+          sleep.push(sleepSession(deviceId, date, { residentId }));
+          activity.push(dailyActivity(deviceId, date, { residentId }));
+        }
+      }
+      // One call per band, band-b first: stored in that order, ordered by the query.
+      for (const deviceId of ['band-b', 'band-c', 'band-a']) {
+        await wh.saveInsights(insights(sleep.filter((r) => r.deviceId === deviceId), activity.filter((r) => r.deviceId === deviceId).reverse()));
+      }
+      const q = (residentId: string, from: string, to: string) => ({ residentId, from, to });
+      const keys = (rows: (SleepSessionRow | DailyActivityRow)[]) => rows.map((r) => `${r.deviceId}/${'night' in r ? r.night : r.day}`);
+
+      const window = q('res-1', '2024-01-30', '2024-02-01');
+      const expected = ['band-a/2024-01-30', 'band-b/2024-01-30', 'band-a/2024-01-31', 'band-b/2024-01-31', 'band-a/2024-02-01', 'band-b/2024-02-01'];
+      expect(keys(await wh.sleepSessions(window))).toEqual(expected);
+      expect(keys(await wh.dailyActivity(window))).toEqual(expected);
+      expect((await wh.sleepSessions(window)).every((r) => r.residentId === 'res-1')).toBe(true);
+      // One day; the other resident; nobody; an empty and an inverted range.
+      expect(keys(await wh.sleepSessions(q('res-1', '2024-02-02', '2024-02-02')))).toEqual(['band-a/2024-02-02', 'band-b/2024-02-02']);
+      expect(keys(await wh.dailyActivity(q('res-2', '2024-01-31', '2024-02-09')))).toEqual(['band-c/2024-01-31', 'band-c/2024-02-01', 'band-c/2024-02-02']);
+      expect(await wh.sleepSessions(q('nobody', '2024-01-01', '2024-12-31'))).toEqual([]);
+      expect(await wh.dailyActivity(q('res-1', '2024-02-03', '2024-03-01'))).toEqual([]);
+      expect(await wh.sleepSessions(q('res-1', '2024-02-01', '2024-01-30'))).toEqual([]);
+      // Nights are filtered on their date, not on when they started or ended.
+      expect(keys(await wh.sleepSessions(q('res-2', '2024-01-28', '2024-01-29')))).toEqual(['band-c/2024-01-29']);
+    });
+
+    it('treats an empty call as a no-op, and saves either list alone', async () => {
+      const [wh] = await fresh();
+      await expect(wh.saveInsights(insights([], []))).resolves.toBeUndefined();
+      expect(await allInsights(wh, 'res-band-a')).toEqual({ sleep: [], activity: [] });
+      const night = sleepSession('band-a', '2024-01-15');
+      const day = dailyActivity('band-a', '2024-01-16');
+      await wh.saveInsights(insights([night], []));
+      await wh.saveInsights(insights([], [day]));
+      await wh.saveInsights(insights([], []));
+      expect(await allInsights(wh, 'res-band-a')).toEqual({ sleep: [night], activity: [day] });
+    });
+
+    it('saves insights concurrently with each other and with loads', async () => {
+      const [wh] = await fresh();
+      const saves = range(0, 6).map((i) =>
+        insights(
+          [sleepSession('band-a', '2024-01-15', { awakenings: i }), sleepSession('band-b', `2024-01-${10 + i}`, { residentId: 'res-band-a' })],
+          [dailyActivity('band-a', '2024-01-15', { steps: i })],
+        ),
+      );
+      await Promise.all([...saves.map((s) => wh.saveInsights(s)), wh.load(series('band-a', range(0, 20)))]);
+      const { sleep, activity } = await allInsights(wh, 'res-band-a');
+      expect(sleep.map((r) => `${r.deviceId}/${r.night}`)).toEqual([
+        ...range(10, 15).map((d) => `band-b/2024-01-${d}`),
+        'band-a/2024-01-15',
+        'band-b/2024-01-15',
+      ]);
+      expect(activity).toHaveLength(1);
+      expect(await allReadings(wh, 'res-band-a')).toHaveLength(20);
+    });
+
+    it('keeps insights through close and reopen, and replaces them afterwards', async () => {
+      const [wh, storage] = await fresh();
+      const night = sleepSession('band-a', '2024-01-15');
+      const day = dailyActivity('band-a', '2024-01-15', { final: false });
+      await wh.saveInsights(insights([night, sleepSession('band-a', '2024-01-16')], [day]));
+      await close(wh);
+      const again = await open(storage);
+      opened.add(again);
+      expect(await allInsights(again, 'res-band-a')).toEqual({ sleep: [night, sleepSession('band-a', '2024-01-16')], activity: [day] });
+      await again.saveInsights(insights([{ ...night, wasoMin: 5 }], [{ ...day, final: true }]));
+      expect(await allInsights(again, 'res-band-a')).toEqual({
+        sleep: [{ ...night, wasoMin: 5 }, sleepSession('band-a', '2024-01-16')],
+        activity: [{ ...day, final: true }],
+      });
     });
 
     it('loads 100k readings in batches of 5000 (throughput logged)', { timeout: 120_000 }, async () => {

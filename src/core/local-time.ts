@@ -43,6 +43,18 @@ export class LocalClock {
     return { day, minute: (local - day * DAY_MS) / 60_000 };
   }
 
+  /**
+   * Epoch ms of `minute` minutes after midnight of local `day` (as `at` numbers them). In the
+   * hour a DST change skips, the result is an hour off either way; in the hour it repeats,
+   * one of the two instants.
+   */
+  toEpoch(day: number, minute: number): number {
+    const quarter = (ts: number) => Math.floor(ts / QUARTER_HOUR_MS) * QUARTER_HOUR_MS; // offsets change on these
+    const local = day * DAY_MS + minute * 60_000;
+    const guess = local - this.offsetAt(quarter(local));
+    return local - this.offsetAt(quarter(guess));
+  }
+
   private offsetAt(ts: number): number {
     const p: Record<string, number> = {};
     for (const { type, value } of this.format.formatToParts(ts)) p[type] = Number(value);
