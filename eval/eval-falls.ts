@@ -85,6 +85,7 @@ function recordingsAt(v: Variant): AccRecording[] {
 
 interface Cand {
   rec: number;
+  impactTs: number;
   /** 1 fall (impact within the labelled range), 0 ADL; fall-recording candidates outside the range are not used. */
   y: 0 | 1;
   f: number[];
@@ -106,7 +107,7 @@ function traceCandidates(stillSdG: number): Cand[] {
       trace: (c) => {
         if (c.stillnessMs <= 0) return; // never still: can never be a fall, carries no evidence
         if (r.label && !matches(r, c.impactTs)) return;
-        out.push({ rec: i, y: r.label ? 1 : 0, f: features(c) });
+        out.push({ rec: i, impactTs: c.impactTs, y: r.label ? 1 : 0, f: features(c) });
       },
     });
   }
@@ -195,6 +196,47 @@ log(`frozen FALL_MODEL in the code: ${JSON.stringify(FALL_MODEL)}`);
 const rounded = roundModel(finalModel);
 if (JSON.stringify(rounded) !== JSON.stringify(FALL_MODEL)) log(`  NOTE: differs from the model fitted on all training participants, rounded: ${JSON.stringify(rounded)}`);
 
+// Evidence of the candidates that reached stillness (native rate, the chosen stillness threshold).
+{
+  const cands = traces.get(finalModel.stillSdG)!;
+  const recs = recordingsAt('native');
+  /** Free-fall dip: min |a| of the 50-ms bins in the second before the impact, from the recording itself. */
+  const dip = (c: Cand) => {
+    const r = recs[c.rec];
+    const per = Math.max(1, Math.round(r.hz / 20));
+    const end = Math.round((c.impactTs / 1000) * r.hz) - Math.floor(per / 2);
+    let min = Infinity;
+    for (let i = Math.max(0, end - Math.round(r.hz)); i + per <= end; i += per) {
+      let x = 0, y = 0, z = 0;
+      for (let j = i; j < i + per; j++) {
+        x += r.x[j];
+        y += r.y[j];
+        z += r.z[j];
+      }
+      min = Math.min(min, Math.hypot(x, y, z) / per);
+    }
+    return min;
+  };
+  const rows: [string, (c: Cand) => number][] = [
+    ['peak |a| (g)', (c) => 2 ** c.f[0]],
+    ['pre-impact activity (g)', (c) => c.f[1]],
+    ['orientation change (°)', (c) => c.f[2] * 90],
+    ['stillness (s, ≤ 3)', (c) => c.f[3]],
+    ['free-fall dip, min |a| (g; not used)', dip],
+  ];
+  log('');
+  log(`Evidence of candidates that reached stillness (native rate, still sd ${finalModel.stillSdG} g), p10 / p50 / p90:`);
+  log(pad(['', `falls (n=${cands.filter((c) => c.y).length})`, `ADL U01–U14 (n=${cands.filter((c) => !c.y && !all[c.rec].older).length})`, `ADL older (n=${cands.filter((c) => all[c.rec].older).length})`], [38, 22, 22, 22]));
+  for (const [name, f] of rows) {
+    const q = (sel: (c: Cand) => boolean) => {
+      const v = cands.filter(sel).map(f).sort((a, b) => a - b);
+      const at = (p: number) => v[Math.min(v.length - 1, Math.floor(p * v.length))];
+      return v.length ? `${fmt2(at(0.1))} / ${fmt2(at(0.5))} / ${fmt2(at(0.9))}` : '-';
+    };
+    log(pad([name, q((c) => c.y === 1), q((c) => c.y === 0 && !all[c.rec].older), q((c) => all[c.rec].older)], [38, 22, 22, 22]));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scoring.
 
@@ -216,13 +258,15 @@ interface Metrics {
   specOlder: string;
   specAll: string;
   faPerHour: string;
+  /** Fall recordings in which a detected fall was later downgraded by "recovered". */
+  recovered: number;
   latImpact: number[];
   latLabelEnd: number[];
   byActivity: Map<string, { n: number; det: number }>;
 }
 
 function metrics(res: Result): Metrics {
-  let falls = 0, tp = 0, young = 0, fpYoung = 0, older = 0, fpOlder = 0, adlMs = 0, adlAlarms = 0;
+  let falls = 0, tp = 0, young = 0, fpYoung = 0, older = 0, fpOlder = 0, adlMs = 0, adlAlarms = 0, recovered = 0;
   const latImpact: number[] = [], latLabelEnd: number[] = [];
   const byActivity = new Map<string, { n: number; det: number }>();
   all.forEach((r, i) => {
@@ -235,6 +279,7 @@ function metrics(res: Result): Metrics {
       const hit = fallsDecided.find((d) => matches(r, d.impactTs));
       if (hit) {
         tp++;
+        if (res.decisions[i].some((d) => d.kind === 'recovered' && d.impactTs === hit.impactTs)) recovered++;
         a.det++;
         latImpact.push(hit.decidedTs - hit.impactTs);
         latLabelEnd.push(hit.decidedTs - r.label.end * 1000);
@@ -258,6 +303,7 @@ function metrics(res: Result): Metrics {
     specOlder: ratio(older - fpOlder, older),
     specAll: ratio(young + older - fpYoung - fpOlder, young + older),
     faPerHour: `${adlAlarms} in ${(adlMs / 3_600_000).toFixed(2)} h = ${(adlAlarms / (adlMs / 3_600_000)).toFixed(1)}/h`,
+    recovered,
     latImpact,
     latLabelEnd,
     byActivity,
@@ -319,6 +365,8 @@ for (const [name, table] of [
   }
 }
 log('');
+log(`"recovered" (walking-like movement within the I'm-OK window) after a detected fall, frozen, native: ${frozen.get('native')!.recovered} of ${frozen.get('native')!.latImpact.length} fall recordings (they end a few seconds after the fall).`);
+log('');
 log(`frozen detector speed: ${frozenSamples} samples in ${frozenMs.toFixed(0)} ms (${(frozenSamples / frozenMs / 1000).toFixed(1)} M samples/s, CSV parsing excluded); eval total ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
 // ---------------------------------------------------------------------------------------------
@@ -332,6 +380,10 @@ function pct(xs: number[]): string {
   const s = [...xs].sort((a, b) => a - b);
   const q = (p: number) => s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] / 1000;
   return `${q(0.5).toFixed(2)} / ${q(0.9).toFixed(2)} / ${(s[s.length - 1] / 1000).toFixed(2)}`;
+}
+
+function fmt2(v: number): string {
+  return Math.abs(v) >= 10 ? v.toFixed(0) : v.toFixed(2);
 }
 
 function fmt(v: number | string): string {

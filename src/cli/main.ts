@@ -30,6 +30,7 @@ Commands:
                               --group alerts|warehouse|archive --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>
                               --url URL --admin-key KEY
   admin-key reset             Replace the admin key (prints the new one once). Takes --data-dir.
+  detect-falls FILE...        Run the fall detector over CSV recordings (header t,x,y,z; t in s, x/y/z in g); one JSON line per file.
   config                      Print every setting: key, env variable, flag, default, allowed values.
   help                        This text.
 `;
@@ -106,6 +107,12 @@ async function main(argv: string[]): Promise<void> {
       const key = await AdminAuth.reset(store);
       await store.close();
       process.stdout.write(`new admin key: ${key}\n(restart a running Vigil for it to take effect)\n`);
+      return;
+    }
+    case 'detect-falls': {
+      const { positionals } = parseArgs({ args: rest, options: {}, allowPositionals: true, strict: true });
+      const { runDetectFalls } = await import('./detect-falls-command.js');
+      await runDetectFalls(positionals);
       return;
     }
     case 'config':

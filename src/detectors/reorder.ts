@@ -32,8 +32,8 @@ export const newReorderState = (): ReorderState => ({ lastSeq: -1, seen: [], pen
  * short enough that a reading lost for good delays the windows by half a minute at most.
  */
 export const REORDER_HOLD_MS = 30_000;
-/** Ten minutes of 5-s readings: bounds the memory a gap can hold. */
-export const REORDER_MAX_PENDING = 120;
+/** Two hours of 5-s readings (a phone back in range sends its buffer in requests of up to 500): bounds the memory a gap can hold. */
+export const REORDER_MAX_PENDING = 1440;
 
 export type Admission = 'duplicate' | 'late' | 'held' | 'released';
 

@@ -25,13 +25,14 @@ export const BURST_MS = 5000;
 /** A magnitude median above this cannot be g on a worn wrist (it is m/s²: gravity alone is 9.81). */
 const MAX_MEDIAN_G = 4;
 
+/** A recording that cannot be used; `line` is 1-based (0: the file as a whole, e.g. unreadable). */
 export class FallCsvError extends Error {
   constructor(
     readonly file: string,
     readonly line: number,
     message: string,
   ) {
-    super(`${file}:${line}: ${message}`);
+    super(line > 0 ? `${file}:${line}: ${message}` : `${file}: ${message}`);
     this.name = 'FallCsvError';
   }
 }

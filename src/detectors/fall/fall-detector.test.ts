@@ -163,6 +163,32 @@ describe('fall detector', () => {
     expect(decisions).toEqual(once);
   });
 
+  it('gives the same decisions whatever the burst lengths (contiguous bursts of 0.3–7 s)', () => {
+    const signal = fallSignal(12);
+    const once = run(signal, 50, 30);
+    const st = newFallState();
+    const decisions: FallDecision[] = [];
+    const lengths = [0.3, 7, 1.1, 4.4, 2, 6.2, 0.5, 5, 3.5];
+    for (let i = 0, t = 0; t < 30; i++) {
+      const len = Math.min(lengths[i % lengths.length], 30 - t);
+      const samples: V3[] = [];
+      for (let j = 0; j < Math.round(len * 50); j++) samples.push(signal(t + j / 50));
+      decisions.push(...feedFall(st, { hz: 50, samples }, t * 1000, DEFAULT_FALL_SETTINGS));
+      t += samples.length / 50;
+    }
+    decisions.push(...settleFall(st, Infinity, DEFAULT_FALL_SETTINGS));
+    expect(decisions).toEqual(once);
+  });
+
+  it('keeps going when settled mid-stream and fed the rest of the signal', () => {
+    const signal = fallSignal(12);
+    const { st, decisions } = feedSignal(newFallState(), signal, 50, 0, 10);
+    decisions.push(...settleFall(st, 10_010, DEFAULT_FALL_SETTINGS)); // a reading without acc, same time
+    decisions.push(...feedSignal(st, signal, 50, 10, 30).decisions, ...settleFall(st, Infinity, DEFAULT_FALL_SETTINGS));
+    expect(falls(decisions)).toHaveLength(1);
+    expect(Math.abs(falls(decisions)[0].impactTs - 12_000)).toBeLessThanOrEqual(50);
+  });
+
   describe('"I\'m OK" window', () => {
     const fallThenWalk = (walkFrom: number): Signal => {
       const f = fallSignal(12);
@@ -215,7 +241,7 @@ describe('fall detector', () => {
   });
 
   describe('the simulator', () => {
-    it.each([20, 25, 50])("detects the demo's simulated fall at %i Hz", (hz) => {
+    it.each([20, 25, 50, 100])("detects the demo's simulated fall at %i Hz", (hz) => {
       const rng = new Random(7);
       const n = 5 * hz;
       const st = newFallState();

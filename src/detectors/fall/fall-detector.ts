@@ -3,34 +3,38 @@
  *
  * A fall seen from the wrist (DESIGN §4; Bourke et al. 2007, Kangas et al. 2008): an impact
  * (peak |a|), then the wrist lies still in a new orientation. Peak |a| alone cannot work on the
- * wrist — clapping, hitting a table, jogging reach 4–6 g (WEDA-FALL, Marques & Moreno 2023) —
- * so a candidate impact is judged on four pieces of evidence:
+ * wrist — clapping, hitting a table, jogging reach 4–6 g (WEDA-FALL, Marques & Moreno, Sensors
+ * 2023, 23(3), 1146) — so each candidate impact is judged on four pieces of evidence:
  *
  *   1. the impact: log2 of the peak |a|;
- *   2. what came before: the mean ||a| − 1 g| over the 5 s to 1 s before the impact — falls
- *      interrupt ordinary activity (walking, standing, sitting), while the look-alikes come in
+ *   2. what came before: the mean ||a| − 1 g| from 5 s to 1 s before the impact — falls
+ *      interrupt ordinary activity (walking, standing, sitting), the look-alikes come within
  *      vigorous, repeated movement (clapping, jogging);
  *   3. the change of posture: the angle between the gravity direction before the fall (3 s to
- *      1 s before the impact) and the one the wrist rests in afterwards;
+ *      1 s before the impact) and the one the wrist rests in afterwards (Kangas 2008's "posture
+ *      after the fall", made relative because the wrist's own orientation says little);
  *   4. the stillness: how long the wrist has lain still after the impact (counted up to 3 s).
  *
- * They combine into a logistic score (weights fitted on held-out-validated training users of
- * WEDA-FALL by `npm run eval:falls`, see docs/detection.md). A candidate becomes a fall as soon
- * as its score reaches 0 during the stillness (so a long lie is decided early, a short one
- * later), and is dropped when the stillness breaks before that, when no stillness begins within
- * 2.5 s, or when a new impact comes first. The free-fall dip is measured but not used: on the
- * wrist it does not separate falls from daily activity (WEDA-FALL: median min |a| in the second
- * before the impact 0.51 g for falls, 0.52 g for look-alike activities; docs/detection.md).
+ * They combine into a logistic score whose weights `npm run eval:falls` fits on WEDA-FALL with
+ * participants held out (FALL_MODEL, docs/detection.md). A candidate whose score reaches 0
+ * while the wrist lies still is a fall; it is dropped when the stillness breaks first, when no
+ * stillness begins within 2.5 s, or when a stronger impact comes first. The free-fall dip is not
+ * used: on the wrist it does not separate falls from daily activity (WEDA-FALL: median minimum
+ * |a| in the second before the impact 0.52 g for falls, 0.55 g for look-alike activities that
+ * also ended still; docs/detection.md).
  *
  * Rate independence: samples (any rate, 20–100 Hz) are averaged into 50-ms bins on a grid
- * aligned with the first sample, i.e. resampled to 20 Hz with a box anti-aliasing filter; every
+ * centred on the first sample, i.e. resampled to 20 Hz behind a box anti-aliasing filter; every
  * window is a number of bins, so every constant below is in seconds or g, never in samples.
+ * Hot path: per sample, one bin index and four additions; per 50-ms bin, a few ring updates; no
+ * allocation except a decision.
  *
- * State invariants: plain JSON (numbers, arrays of numbers, null — never Infinity/NaN), a few
- * seconds of history kept as 0.25-s block means (~1.5 KB serialized), times in epoch ms.
+ * State invariants: plain JSON (numbers, arrays of numbers, null — never Infinity/NaN, which
+ * JSON cannot carry); history kept as 0.25-s block means rounded to 1e-4 (~1.3 KB serialized);
+ * times in epoch ms.
  */
 
-/** Internal bin: 50 ms = 20 Hz, the lowest input rate we accept, so no input is upsampled. */
+/** Internal bin: 50 ms = 20 Hz, the lowest input rate accepted, so no input is ever upsampled. */
 const BIN_MS = 50;
 /** History block: 5 bins = 0.25 s, the resolution of the "before the impact" windows. */
 const BLOCK_BINS = 5;
@@ -39,38 +43,54 @@ const HISTORY_BLOCKS = 24;
 
 /**
  * A bin with |a| at or above this opens a candidate. DESIGN §4 puts wrist impacts at 2.5–3.5 g;
- * 2 g is the smallest peak of any WEDA-FALL fall after 20-Hz binning (2.12 g), so the gate only
- * removes what could never be a fall; the score weighs the peak above it.
+ * 2 g is just below the smallest peak of any WEDA-FALL fall after 20-Hz binning (2.12 g), so the
+ * gate only removes what could never be a fall; the score weighs the peak above it.
  */
 const IMPACT_MIN_G = 2;
-/** Peaks within 1 s of the first crossing are one impact (hand, then hip/trunk; Kangas 2008 looks for the impact within ~1 s). */
+/** Peaks within 1 s of the first crossing are one impact (hand, then hip or trunk: Kangas 2008 looks for the impact within ~1 s of the fall's start). */
 const CLUSTER_MS = 1000;
-/** Pre-impact activity window: 5 s to 1 s before the impact (the last second is the fall itself). Chosen by the held-out evaluation (4 s and 6 s scored the same). */
+/**
+ * Window lengths, fixed from the fall's physics (the last second before the impact is the fall
+ * itself, so it is excluded from "before") and checked in the exploratory analysis on U01–U14:
+ * pre-activity 4–1 s or 6–1 s and posture 2–1 s or 4–1 s moved held-out sensitivity and
+ * specificity by < 2 points each, in opposite directions, so they are not tuned by the evaluation.
+ */
 const PRE_ACT_FROM_MS = 5000;
 const PRE_ACT_TO_MS = 1000;
-/** Posture before the fall: mean gravity direction 3 s to 1 s before the impact (Kangas 2008 compares posture before/after; window chosen by the held-out evaluation). */
 const PRE_ORI_FROM_MS = 3000;
 const PRE_ORI_TO_MS = 1000;
 /** Without 1.5 s of continuous signal before the impact there is no "before" posture to compare: no candidate. Every WEDA-FALL fall has ≥ 2.2 s. */
 const MIN_HISTORY_MS = 1500;
 /** Stillness is looked for from 0.2 s after the impact (the impact bins themselves are never still) ... */
 const STILL_SEARCH_FROM_MS = 200;
-/** ... and must begin within 2.5 s of it (WEDA-FALL falls: 95 % settle within 2.0 s; chosen by the held-out evaluation among 2, 2.5, 3 s). */
+/**
+ * ... and must begin within 2.5 s of it: on WEDA-FALL 95 % of falls settle within 2 s (the body
+ * and a mattress bounce for ~1 s). Checked in the exploratory analysis against 2 and 3 s (2 s
+ * cost 4 points of sensitivity, 3 s 3 points of specificity); not tuned by the evaluation.
+ */
 const STILL_ONSET_MAX_MS = 2500;
 /** Stillness is judged on 0.5-s windows (10 bins): long enough for a standard deviation, short enough to catch a brief lie. */
 const STILL_WINDOW_BINS = 10;
 /** A fall needs at least 0.5 s of stillness (one full window). */
 const STILL_MIN_MS = 500;
-/** Stillness counts in the score up to 3 s: beyond that it adds nothing (and the decision must come within a few seconds). */
+/** Stillness counts in the score up to 3 s: WEDA-FALL participants got up 2–5 s after falling, and the decision must come within a few seconds. */
 const STILL_CAP_MS = 3000;
+/**
+ * A score of 1 (confidence 0.73) decides at once; a score between 0 and 1 waits for the
+ * stillness to reach its 3-s cap (or to end). A latency/confidence trade-off, with no effect on
+ * which falls are decided (see consider()): strong falls are reported as soon as the wrist has
+ * been still for 0.5 s, marginal ones with 3 s of stillness as evidence.
+ */
+const EARLY_SCORE = 1;
 /** A burst starting more than 1 s after the previous one ended breaks the signal (FallState contract). */
 const GAP_MS = 1000;
 
 /**
  * "I'm OK" movement: a 1-s block is walking-like when sd(|a|) ≥ 0.05 g and |a| crosses its
- * running mean (±0.05 g hysteresis) 1–4 times — steps at 1–4 Hz. On WEDA-FALL walking (D01)
- * 95 % of the young and 78 % of the older participants' seconds qualify. Four such seconds
- * among the last six downgrade the fall.
+ * previous block's mean (±0.05 g hysteresis) 1–4 times — steps at 1–4 Hz. On WEDA-FALL walking
+ * (D01) 97 % of the young and 89 % of the older participants' seconds qualify (sitting down,
+ * D04: 34–41 %). Four such seconds among the last six downgrade the fall. Values chosen on that
+ * analysis, not by the held-out evaluation (which scores falls, not recoveries).
  */
 const WALK_BLOCK_BINS = 20;
 const WALK_MIN_SD_G = 0.05;
@@ -110,13 +130,13 @@ export interface FallModel {
 /**
  * Frozen from `npm run eval:falls`: logistic regression (class-balanced, L2 1e-2 on standardized
  * features) fitted on all WEDA-FALL participants with falls (U01–U14); stillSdG chosen among
- * 0.05 and 0.08 g (and a score offset among −1…+1, which stayed 0) by the Youden index on the
- * training participants — in every leave-one-participant-out fold the same choice and weights
- * within ±10 % of these. Units: per doubling of the peak (g), per g of pre-impact activity, per
- * 90° of orientation change, per second of stillness. In words: a fall that leaves the wrist
- * still for 3 s after calm activity (0.05 g) needs a 2.1-g impact with a 90° change of posture,
- * 3.1 g with 45°, 4.4 g with none; stillness stays below 0.08 g sd, above the ~0.01 g
- * resolution of a wrist sensor.
+ * 0.06, 0.1 and 0.14 g (and a score offset among −1…+1, which stayed 0) by the Youden index on
+ * the training participants — every leave-one-participant-out fold chose the same threshold,
+ * the same offset but one (+0.5), and weights within 13 % of these. The grid stops at 0.14 g: a wrist moving more than that is not
+ * lying still (walking is 0.15–0.25 g). Units: per doubling of the peak (g), per g of
+ * pre-impact activity, per 90° of posture change, per second of stillness. In words, after calm
+ * activity (0.05 g) and 3 s of stillness a fall needs a 2.0-g impact with a 90° change of
+ * posture, 2.8 g with 45°, 3.8 g with none.
  */
 export const FALL_MODEL: FallModel = {
   stillSdG: 0.14,
@@ -166,6 +186,8 @@ interface Candidate {
   pz: number;
   /** First bin index a stillness window may start at. */
   searchFromK: number;
+  /** Best score seen during the still run (−1000 before any). */
+  best: number;
   /** Still run: first bin, bins, sums of |a|², x, y, z; runN = 0 while none. */
   runK: number;
   runN: number;
@@ -279,8 +301,10 @@ export function feedFallWith(
     const s = samples[i];
     const k = Math.floor((startTs + i * period - origin) / BIN_MS);
     if (k !== bin[0]) {
+      // A bin already closed (settled mid-bin, then the signal went on): too late for it.
+      if (k < bin[0] || k <= st.lastK) continue;
       if (bin[4] > 0) closeBin(st, settings, opts, out);
-      if (k > bin[0]) bin[0] = k;
+      bin[0] = k;
       bin[1] = bin[2] = bin[3] = bin[4] = 0;
     }
     bin[1] += s[0];
@@ -351,7 +375,24 @@ function finish(st: FallState, c: Candidate, at: number, settings: FallSettings,
   }
   const e = evidence(c, opts.model);
   opts.trace?.({ impactTs: c.ts, peakG: c.peak, preActivityG: c.preAct, orientationChangeDeg: e.angle, stillnessMs: e.stillMs, score: e.score });
-  if (e.score >= 0) decide(st, c, at, e, settings, out);
+  // The best score of the run decides (the posture estimate moves a little as the run grows).
+  if (e.score >= c.best) c.best = e.score;
+  if (c.best >= 0) decide(st, c, at, { score: c.best, angle: e.angle, stillMs: e.stillMs }, settings, out);
+}
+
+/**
+ * Scores a candidate during its still run: a fall is decided at once when the score reaches
+ * EARLY_SCORE; between 0 and that it waits for more stillness (finish decides with the best
+ * score). Either way the decided set is that of "score ≥ 0 at any point of the run"; only the
+ * latency and the confidence depend on EARLY_SCORE.
+ */
+function consider(st: FallState, c: Candidate, binEnd: number, settings: FallSettings, opts: FallRunOptions, out: FallDecision[]): void {
+  const e = evidence(c, opts.model);
+  if (e.score > c.best) c.best = e.score;
+  if (!opts.trace && e.score >= EARLY_SCORE) {
+    st.cand = null;
+    decide(st, c, binEnd, e, settings, out);
+  }
 }
 
 function decide(st: FallState, c: Candidate, at: number, e: { score: number; angle: number; stillMs: number }, settings: FallSettings, out: FallDecision[]): void {
@@ -417,6 +458,7 @@ function closeBin(st: FallState, settings: FallSettings, opts: FallRunOptions, o
         c.ts = origin + k * BIN_MS + BIN_MS / 2;
         c.peak = m;
         c.runN = 0;
+        c.best = -1000;
         c.searchFromK = k + STILL_SEARCH_FROM_MS / BIN_MS;
         if (!preFeatures(st, c)) st.cand = null;
         return;
@@ -439,12 +481,8 @@ function closeBin(st: FallState, settings: FallSettings, opts: FallRunOptions, o
         if (c.runN * BIN_MS >= STILL_CAP_MS) {
           st.cand = null;
           finish(st, c, binEnd, settings, opts, out);
-        } else if (!opts.trace && c.runN * BIN_MS >= STILL_MIN_MS) {
-          const e = evidence(c, opts.model);
-          if (e.score >= 0) {
-            st.cand = null;
-            decide(st, c, binEnd, e, settings, out);
-          }
+        } else if (c.runN * BIN_MS >= STILL_MIN_MS) {
+          consider(st, c, binEnd, settings, opts, out);
         }
       }
     } else if (k > c.clusterEndK && m > c.peak) {
@@ -470,13 +508,7 @@ function closeBin(st: FallState, settings: FallSettings, opts: FallRunOptions, o
           c.rx = sx;
           c.ry = sy;
           c.rz = sz;
-          if (!opts.trace) {
-            const e = evidence(c, opts.model);
-            if (e.score >= 0) {
-              st.cand = null;
-              decide(st, c, binEnd, e, settings, out);
-            }
-          }
+          consider(st, c, binEnd, settings, opts, out);
           return;
         }
         if ((startK - c.k) * BIN_MS > STILL_ONSET_MAX_MS) {
@@ -498,6 +530,7 @@ function closeBin(st: FallState, settings: FallSettings, opts: FallRunOptions, o
       py: 0,
       pz: 0,
       searchFromK: k + STILL_SEARCH_FROM_MS / BIN_MS,
+      best: -1000,
       runK: 0,
       runN: 0,
       rmm: 0,
