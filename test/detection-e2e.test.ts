@@ -124,7 +124,7 @@ describe('detection end to end', () => {
     expect(bad.status).toBe(400);
   });
 
-  const sources = ['F01/U01_R01', 'F04/U05_R02', 'F08/U12_R03', 'D04/U02_R01', 'D10/U21_R01'].map((f) => join(WEDA, `${f}_accel.csv`));
+  const sources = ['F01/U01_R01', 'F04/U05_R02', 'F02/U03_R01', 'D04/U02_R01', 'D10/U21_R01'].map((f) => join(WEDA, `${f}_accel.csv`));
   /** WEDA-FALL rows (s, m/s²) as the `t,x,y,z` CSV in g that detect-falls and --from-csv read. */
   const toGCsv = (file: string) => {
     const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));

@@ -81,6 +81,16 @@ export const SETTINGS = {
   'notify.webhookTimeoutMs': { kind: 'integer', default: 5000, min: 100, max: 120000, doc: 'Timeout of one webhook delivery attempt.' },
   'notify.maxAttempts': { kind: 'integer', default: 12, min: 1, max: 1000, doc: 'Delivery attempts before a notification is marked failed.' },
   'notify.retryBaseMs': { kind: 'integer', default: 1000, min: 10, max: 3600000, doc: 'First retry delay; doubles each attempt, capped at 5 minutes.' },
+  'notify.publicUrl': { kind: 'string', default: '', doc: 'Public base URL of this Vigil (e.g. `https://vigil.example.org`): providers call back here (SMS replies, call keypresses, delivery status). Empty: http://<host>:<port>.' },
+  'twilio.accountSid': { kind: 'string', default: '', doc: 'Twilio account SID for SMS and voice calls; empty disables both channels.' },
+  'twilio.authToken': { kind: 'string', default: '', doc: 'Twilio auth token: Basic auth of outgoing requests, and the key of the signature of incoming ones.' },
+  'twilio.baseUrl': { kind: 'string', default: 'https://api.twilio.com', doc: 'Base URL of the Twilio REST API, or of any provider speaking the same protocol.' },
+  'twilio.fromNumber': { kind: 'string', default: '', doc: 'The number SMS and calls come from (E.164, e.g. `+15017122661`).' },
+  'push.vapidSubject': { kind: 'string', default: 'mailto:admin@localhost', doc: 'VAPID subject (a mailto: or https: URL) sent to Web Push services.' },
+  'push.vapidPublicKey': { kind: 'string', default: '', doc: 'VAPID public key (base64url); empty: a key pair is generated once and kept in the store.' },
+  'push.vapidPrivateKey': { kind: 'string', default: '', doc: 'VAPID private key (base64url), with push.vapidPublicKey.' },
+  'email.smtpUrl': { kind: 'string', default: '', doc: 'SMTP server for email notifications, e.g. `smtps://user:pass@smtp.example.org:465`; empty disables email.' },
+  'email.from': { kind: 'string', default: 'Vigil <vigil@localhost>', doc: 'From address of email notifications.' },
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

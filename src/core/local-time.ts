@@ -33,14 +33,19 @@ export class LocalClock {
   }
 
   at(ts: number): LocalTime {
+    const local = ts + this.utcOffsetMs(ts);
+    const day = Math.floor(local / DAY_MS);
+    return { day, minute: (local - day * DAY_MS) / 60_000 };
+  }
+
+  /** Local time minus UTC at `ts`, ms. */
+  utcOffsetMs(ts: number): number {
     const bucket = Math.floor(ts / QUARTER_HOUR_MS);
     if (bucket !== this.bucket) {
       this.bucket = bucket;
       this.offsetMs = this.offsetAt(bucket * QUARTER_HOUR_MS);
     }
-    const local = ts + this.offsetMs;
-    const day = Math.floor(local / DAY_MS);
-    return { day, minute: (local - day * DAY_MS) / 60_000 };
+    return this.offsetMs;
   }
 
   /**
@@ -59,5 +64,33 @@ export class LocalClock {
     const p: Record<string, number> = {};
     for (const { type, value } of this.format.formatToParts(ts)) p[type] = Number(value);
     return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - ts;
+  }
+}
+
+const shared = new Map<string, LocalClock>();
+
+/**
+ * One clock per zone for the whole process, so detector state (plain JSON) can name its zone
+ * instead of holding a clock. Throws RangeError on an unknown zone.
+ */
+export function clockFor(timeZone: string): LocalClock {
+  let clock = shared.get(timeZone);
+  if (!clock) {
+    clock = new LocalClock(timeZone);
+    shared.set(timeZone, clock);
+  }
+  return clock;
+}
+
+/** YYYY-MM-DD of a local day number (`LocalTime.day`). */
+export const isoDay = (day: number): string => new Date(day * DAY_MS).toISOString().slice(0, 10);
+
+/** `timeZone` if the runtime knows it, else UTC: a bad zone in stored data must not stop a detector. */
+export function knownTimeZone(timeZone: string): string {
+  try {
+    clockFor(timeZone);
+    return timeZone;
+  } catch {
+    return 'UTC';
   }
 }

@@ -15,7 +15,7 @@
  * gaps given up on, and a fall followed by silence decided on what arrived.
  */
 import type { Reading } from '../core/reading.js';
-import { LocalClock } from '../core/local-time.js';
+import { clockFor } from '../core/local-time.js';
 import type { AlertChange, GeoPoint } from '../store/types.js';
 import { raise, resolve, type DetectionContext } from './alert-changes.js';
 import type { DetectionSettings } from './detection-settings.js';
@@ -34,6 +34,7 @@ import { HR_RISE_RULE, newVitalState, stepVital, VITAL_RULES, type VitalLimits, 
 /** What the detectors need to know about the resident wearing the device. */
 export interface ResidentContext {
   residentId: string;
+  /** A zone the runtime knows (core/local-time.ts knownTimeZone). */
   timezone: string;
   home: GeoPoint | null;
   settings: DetectionSettings;
@@ -94,20 +95,6 @@ export const restoreDeviceState = (saved: unknown): DeviceState =>
 export const FALL_SILENCE_MS = 15_000;
 const BURSTS_KEPT = 6;
 
-const clocks = new Map<string, LocalClock>();
-function clockOf(timezone: string): LocalClock {
-  let clock = clocks.get(timezone);
-  if (!clock) {
-    try {
-      clock = new LocalClock(timezone);
-    } catch {
-      clock = new LocalClock('UTC'); // an unknown zone in the store must not stop detection
-    }
-    clocks.set(timezone, clock);
-  }
-  return clock;
-}
-
 /** Takes one reading of the device (any order, duplicates included) and appends the alert changes it causes. */
 export function admitReading(st: DeviceState, reading: Reading, rc: ResidentContext, now: number, out: AlertChange[]): void {
   const ctx: DetectionContext = { residentId: rc.residentId, deviceId: reading.deviceId, now };
@@ -155,7 +142,7 @@ function inOrderReading(st: DeviceState, reading: Reading, rc: ResidentContext, 
   const s = rc.settings;
   st.lastTs = reading.ts;
   st.lastSeq = reading.seq;
-  const clock = clockOf(rc.timezone);
+  const clock = clockFor(rc.timezone);
   const local = clock.at(reading.ts);
   const hour = local.minute / 60;
   const awake = hour >= s.dayStartHour && hour < s.dayEndHour;

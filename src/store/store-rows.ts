@@ -4,7 +4,7 @@
  * applies. JSON columns arrive as text from SQLite and decoded from PostgreSQL, so the
  * mappers take the decoder.
  */
-import type { Alert, AlertChange, Checkpoint, Contact, Device, GeoPoint, Lease, OutboxItem, Resident, Severity } from './types.js';
+import type { Alert, AlertChange, Checkpoint, Contact, ContactPreferences, Device, GeoPoint, Lease, OutboxItem, Resident, Severity } from './types.js';
 
 export interface ResidentRow {
   id: string;
@@ -12,6 +12,7 @@ export interface ResidentRow {
   birth_date: string | null;
   timezone: string;
   home_location: unknown;
+  medical_notes: string | null;
   created_at: number;
 }
 export interface DeviceRow {
@@ -27,6 +28,7 @@ export interface ContactRow {
   email: string | null;
   webhook_url: string | null;
   webhook_secret: string | null;
+  preferences: unknown;
   created_at: number;
 }
 export interface AlertRow {
@@ -85,6 +87,7 @@ export function rowMappers(json: (value: unknown) => unknown) {
     birthDate: r.birth_date,
     timezone: r.timezone,
     homeLocation: json(r.home_location) as GeoPoint | null,
+    medicalNotes: r.medical_notes ?? null,
     createdAt: r.created_at,
   });
 
@@ -98,6 +101,7 @@ export function rowMappers(json: (value: unknown) => unknown) {
     email: r.email,
     webhookUrl: r.webhook_url,
     webhookSecret: r.webhook_secret,
+    preferences: (json(r.preferences ?? null) as ContactPreferences | null) ?? {},
     createdAt: r.created_at,
   });
 
@@ -169,3 +173,10 @@ export const higherSeverity = (a: Severity, b: Severity): Severity => (SEVERITY_
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 export const clampLimit = (limit: number | undefined): number => Math.min(Math.max(Math.trunc(limit ?? DEFAULT_LIMIT), 1), MAX_LIMIT);
+
+/** The entries of a patch that are set: `undefined` leaves a field as it is, `null` clears it. */
+export function definedOnly<T extends object>(patch: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(patch)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

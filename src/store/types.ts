@@ -22,8 +22,13 @@ export interface Resident {
   birthDate: string | null;
   timezone: string;
   homeLocation: GeoPoint | null;
+  /** Free text for carers (allergies, conditions): sensitive, encrypted at rest. */
+  medicalNotes: string | null;
   createdAt: number;
 }
+
+/** What a backend persists for a resident: the same fields, sensitive ones possibly as ciphertext strings. */
+export type ResidentPatch = Partial<Pick<Resident, 'name' | 'birthDate' | 'timezone' | 'homeLocation' | 'medicalNotes'>>;
 
 export interface Device {
   deviceId: string;
@@ -40,8 +45,30 @@ export interface Contact {
   webhookUrl: string | null;
   /** HMAC key for X-Vigil-Signature; present when webhookUrl is. */
   webhookSecret: string | null;
+  /** How and when this contact wants to be reached (escalation reads it). */
+  preferences: ContactPreferences;
   createdAt: number;
 }
+
+/** A browser's Web Push subscription (PushSubscription.toJSON()). */
+export interface PushSubscriptionJson {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+export interface ContactPreferences {
+  /** 1 = primary, 2 = secondary, …: escalation steps name contacts by role or by id. Default 1. */
+  priority?: number;
+  /** Channels this contact accepts, e.g. ['push', 'sms']; absent = every channel they have an address for. */
+  channels?: string[];
+  /** Local times 'HH:MM' between which only critical alerts reach them; others wait for the end. */
+  quietHours?: { start: string; end: string };
+  /** Non-urgent alerts (severity low) gathered into one message a day at this local time, 'HH:MM'. Default '08:00'. */
+  digestAt?: string;
+  pushSubscriptions?: PushSubscriptionJson[];
+}
+
+export type ContactPatch = Partial<Pick<Contact, 'name' | 'phone' | 'email' | 'webhookUrl' | 'preferences'>>;
 
 export type AlertState = 'open' | 'acknowledged' | 'resolved';
 export type Severity = 'critical' | 'high' | 'medium' | 'low';
@@ -77,6 +104,8 @@ export type AlertChange =
     }
   | { kind: 'resolve'; residentId: string; type: string; at: number; evidence?: Record<string, unknown> };
 
+export type OutboxStatus = 'queued' | 'sending' | 'sent' | 'delivered' | 'failed' | 'cancelled';
+
 export interface OutboxItem {
   /** Stable key: `${alertId}:${step}:${contactId}:${channel}`. */
   id: string;
@@ -86,7 +115,12 @@ export interface OutboxItem {
   channel: string;
   /** Channel-specific payload (e.g. webhook URL and body). */
   payload: Record<string, unknown>;
-  status: 'queued' | 'sending' | 'sent' | 'failed';
+  /**
+   * queued → sending → sent (the provider took it) → delivered (the provider confirmed it
+   * reached the phone); failed after the last attempt or when the provider reports it;
+   * cancelled when the alert was acknowledged or resolved before the row was due.
+   */
+  status: OutboxStatus;
   attempts: number;
   nextAttemptAt: number;
   lastError: string | null;
@@ -142,7 +176,7 @@ export interface Store {
   setSetting(key: string, value: string): Promise<void>;
 
   // residents, devices, contacts
-  createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident>;
+  createResident(r: Omit<Resident, 'createdAt' | 'medicalNotes'> & { medicalNotes?: string | null }): Promise<Resident>;
   getResident(id: string): Promise<Resident | null>;
   listResidents(opts?: { limit?: number; after?: string }): Promise<Resident[]>;
   /** Fails with a `CONFLICT` VigilError if the deviceId is taken. */
@@ -151,8 +185,15 @@ export interface Store {
   /** The device by its id (MQTT ingest, where the broker authenticated the device). */
   getDevice(deviceId: string): Promise<Device | null>;
   listDevices(residentId: string): Promise<Device[]>;
-  createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact>;
+  /** Replaces the given fields; returns the resident, or null when there is none with that id. */
+  updateResident(id: string, patch: ResidentPatch): Promise<Resident | null>;
+  createContact(c: Omit<Contact, 'createdAt' | 'preferences'> & { preferences?: ContactPreferences }): Promise<Contact>;
+  getContact(id: string): Promise<Contact | null>;
   listContacts(residentId: string): Promise<Contact[]>;
+  /** Replaces the given fields; returns the contact, or null when there is none with that id. */
+  updateContact(id: string, patch: ContactPatch): Promise<Contact | null>;
+  /** Removes the contact (its outbox rows stay, as history); returns whether it existed. */
+  deleteContact(id: string): Promise<boolean>;
 
   // alerts and outbox
   getAlert(id: string): Promise<Alert | null>;
@@ -160,6 +201,8 @@ export interface Store {
   countOpenAlerts(): Promise<number>;
   /** open → acknowledged; returns the alert, or null when there is none with that id. */
   acknowledgeAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null>;
+  /** open or acknowledged → resolved (by a person, not by the detector); returns the alert, or null when there is none. */
+  resolveAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null>;
   /**
    * Atomically: applies the changes (a raise of an id that exists is a no-op; a raise while
    * another alert of that (resident, type) is unresolved updates that one instead), queues
@@ -180,6 +223,15 @@ export interface Store {
    */
   requeueStuckOutbox(claimedBefore: number, now: number): Promise<number>;
   listOutbox(alertId: string): Promise<OutboxItem[]>;
+  /** Inserts the rows whose id is not there yet (an escalation's repeats); returns how many. */
+  enqueueOutbox(items: OutboxItem[]): Promise<number>;
+  /** The alert's `queued` rows become `cancelled` with `reason` as lastError; returns how many. */
+  cancelOutbox(alertId: string, reason: string, now: number): Promise<number>;
+  /**
+   * A provider's report on a row it took (`sent`): `delivered`, or `failed` with its error.
+   * Found by (channel, providerId); returns the row, or null when none matches.
+   */
+  recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null>;
 
   // processing
   /** Takes the lease if it is free, expired, or already ours; returns it, or null. */

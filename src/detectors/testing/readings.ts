@@ -28,8 +28,8 @@ export function series(deviceId: string, t0: number, count: number, fields: (i: 
 }
 
 /**
- * Ten seconds at `hz` around a fall at 3 s: upright arm, 0.3 s of free fall (0.2 g), a 3.2 g
- * impact, a short rebound, then lying still with the wrist turned ~90°. Split it into two
+ * Ten seconds at `hz` around a fall at 3 s: upright arm, 0.3 s of free fall (0.2 g), a 150-ms
+ * impact of 3.2 g (real impacts on a wrist last 100–200 ms), a short rebound, then lying still with the wrist turned ~90°. Split it into two
  * 5-s bursts to make a fall straddle two readings.
  */
 export function fallSignal(hz: number): [number, number, number][] {
@@ -39,13 +39,14 @@ export function fallSignal(hz: number): [number, number, number][] {
   const lying: [number, number, number] = [0.97, 0.05, 0.2];
   const impactAt = Math.round(3 * hz);
   const dip = Math.round(0.3 * hz);
+  const impact = Math.max(1, Math.round(0.15 * hz));
   const rebound = Math.round(0.3 * hz);
   for (let i = 0; i < n; i++) {
     const jitter = Math.sin(i * 2.1) * 0.01;
     if (i < impactAt - dip) out.push([upright[0] + 0.05 * Math.sin(i * 0.7), upright[1] + jitter, upright[2]]);
     else if (i < impactAt) out.push([0.05, -0.15, 0.1]);
-    else if (i === impactAt) out.push([2.4, -1.9, 0.9]);
-    else if (i < impactAt + rebound) out.push([lying[0] * 1.4 - 0.3 * Math.sin(i), lying[1] + 0.3, lying[2]]);
+    else if (i < impactAt + impact) out.push([2.4, -1.9, 0.9]);
+    else if (i < impactAt + impact + rebound) out.push([lying[0] * 1.4 - 0.3 * Math.sin(i), lying[1] + 0.3, lying[2]]);
     else out.push([lying[0] + jitter, lying[1], lying[2] + jitter]);
   }
   return out;

@@ -11,6 +11,7 @@
  * always paged — a fall 20 minutes ago still needs someone.
  */
 import type { ReadingBatchRecord } from '../../core/reading.js';
+import { knownTimeZone } from '../../core/local-time.js';
 import { decodeRecord, type StreamRecord } from '../../stream/types.js';
 import type { Alert, AlertChange, OutboxItem, Store } from '../../store/types.js';
 import { admitReading, restoreDeviceState, tickDevice, type DeviceState, type ResidentContext } from '../../detectors/device-detector.js';
@@ -133,7 +134,7 @@ export class AlertsGroup implements ConsumerGroup {
     const [resident, overrides] = await Promise.all([this.store.getResident(residentId), this.store.getSetting(residentSettingsKey(residentId))]);
     const context: ResidentContext = {
       residentId,
-      timezone: resident?.timezone ?? 'UTC',
+      timezone: knownTimeZone(resident?.timezone ?? 'UTC'),
       home: resident?.homeLocation ?? null,
       settings: effectiveSettings(this.opts.settings, overrides ? (JSON.parse(overrides) as DetectionOverrides) : null),
     };

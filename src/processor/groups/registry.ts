@@ -1,6 +1,7 @@
 /** Builds a consumer group by name, with its sink and the services it runs beside it. */
 import type { Logger } from 'pino';
 import type { Config } from '../../core/config.js';
+import { knownTimeZone } from '../../core/local-time.js';
 import type { Store } from '../../store/types.js';
 import type { ConsumerGroup } from '../types.js';
 import { DEFAULT_DETECTION_SETTINGS, type DetectionSettings } from '../../detectors/detection-settings.js';
@@ -103,7 +104,7 @@ function residentTimezones(store: Store): (residentId: string) => Promise<string
   return async (residentId) => {
     const hit = cache.get(residentId);
     if (hit && Date.now() - hit.at < 60_000) return hit.timezone;
-    const timezone = (await store.getResident(residentId))?.timezone ?? 'UTC';
+    const timezone = knownTimeZone((await store.getResident(residentId))?.timezone ?? 'UTC');
     cache.set(residentId, { timezone, at: Date.now() });
     return timezone;
   };

@@ -27,7 +27,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { VigilError } from '../../core/errors.js';
-import { clampLimit, higherSeverity, newAlert, rowMappers, type AlertRow, type CheckpointRow, type ContactRow, type DeviceRow, type LeaseRow, type OutboxRow, type ResidentRow } from '../store-rows.js';
+import { clampLimit, definedOnly, higherSeverity, newAlert, rowMappers, type AlertRow, type CheckpointRow, type ContactRow, type DeviceRow, type LeaseRow, type OutboxRow, type ResidentRow } from '../store-rows.js';
 import {
   LeaseLostError,
   type Alert,
@@ -35,18 +35,22 @@ import {
   type AlertFilter,
   type Checkpoint,
   type Contact,
+  type ContactPatch,
+  type ContactPreferences,
   type Device,
   type Fence,
   type Lease,
   type OutboxItem,
   type Resident,
+  type ResidentPatch,
   type Store,
 } from '../types.js';
 
 // SQLite returns JSON columns as text.
 const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => (v === null ? null : JSON.parse(v as string)));
 
-const SCHEMA_VERSION = 1;
+/** 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled. */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +60,7 @@ CREATE TABLE IF NOT EXISTS residents (
   birth_date    TEXT,
   timezone      TEXT NOT NULL,
   home_location TEXT,
+  medical_notes TEXT,
   created_at    INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS devices (
@@ -74,6 +79,7 @@ CREATE TABLE IF NOT EXISTS contacts (
   email          TEXT,
   webhook_url    TEXT,
   webhook_secret TEXT,
+  preferences    TEXT,
   created_at     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contacts_resident ON contacts(resident_id);
@@ -105,7 +111,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   contact_id      TEXT NOT NULL,
   channel         TEXT NOT NULL,
   payload         TEXT NOT NULL,
-  status          TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+  status          TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled')),
   attempts        INTEGER NOT NULL,
   next_attempt_at INTEGER NOT NULL,
   last_error      TEXT,
@@ -115,6 +121,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+CREATE INDEX IF NOT EXISTS outbox_provider ON outbox(channel, provider_id) WHERE provider_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS leases (
   grp        TEXT NOT NULL,
   part       INTEGER NOT NULL,
@@ -203,10 +210,24 @@ function openDatabase(path: string): Database.Database {
     if (version > SCHEMA_VERSION) {
       throw new Error(`${path} has store schema ${version}; this Vigil knows up to ${SCHEMA_VERSION}`);
     }
+    if (version === 1) migrateFrom1(db);
     db.exec(SCHEMA);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
   return db;
+}
+
+/** Schema 1 → 2: two new columns, and the outbox rebuilt for its wider status CHECK (SQLite cannot alter one). */
+function migrateFrom1(db: Database.Database): void {
+  db.exec(`
+    ALTER TABLE residents ADD COLUMN medical_notes TEXT;
+    ALTER TABLE contacts ADD COLUMN preferences TEXT;
+    ALTER TABLE outbox RENAME TO outbox_v1;
+    DROP INDEX IF EXISTS outbox_due;
+    DROP INDEX IF EXISTS outbox_alert;
+  `);
+  db.exec(SCHEMA);
+  db.exec('INSERT INTO outbox SELECT * FROM outbox_v1; DROP TABLE outbox_v1;');
 }
 
 function prepareStatements(db: Database.Database) {
@@ -218,8 +239,12 @@ function prepareStatements(db: Database.Database) {
     ),
 
     insertResident: db.prepare(
-      `INSERT INTO residents (id, name, birth_date, timezone, home_location, created_at)
-       VALUES (@id, @name, @birthDate, @timezone, @homeLocation, @createdAt)`,
+      `INSERT INTO residents (id, name, birth_date, timezone, home_location, medical_notes, created_at)
+       VALUES (@id, @name, @birthDate, @timezone, @homeLocation, @medicalNotes, @createdAt)`,
+    ),
+    updateResident: db.prepare(
+      `UPDATE residents SET name = @name, birth_date = @birthDate, timezone = @timezone, home_location = @homeLocation,
+         medical_notes = @medicalNotes WHERE id = @id`,
     ),
     getResident: db.prepare<[string], ResidentRow>('SELECT * FROM residents WHERE id = ?'),
     listResidents: db.prepare<[string, number], ResidentRow>('SELECT * FROM residents WHERE id > ? ORDER BY id LIMIT ?'),
@@ -230,9 +255,15 @@ function prepareStatements(db: Database.Database) {
     deviceById: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
     listDevices: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE resident_id = ? ORDER BY created_at, device_id'),
     insertContact: db.prepare(
-      `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, created_at)
-       VALUES (@id, @residentId, @name, @phone, @email, @webhookUrl, @webhookSecret, @createdAt)`,
+      `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, preferences, created_at)
+       VALUES (@id, @residentId, @name, @phone, @email, @webhookUrl, @webhookSecret, @preferences, @createdAt)`,
     ),
+    getContact: db.prepare<[string], ContactRow>('SELECT * FROM contacts WHERE id = ?'),
+    updateContact: db.prepare(
+      `UPDATE contacts SET name = @name, phone = @phone, email = @email, webhook_url = @webhookUrl,
+         webhook_secret = @webhookSecret, preferences = @preferences WHERE id = @id`,
+    ),
+    deleteContact: db.prepare<[string]>('DELETE FROM contacts WHERE id = ?'),
     listContacts: db.prepare<[string], ContactRow>('SELECT * FROM contacts WHERE resident_id = ? ORDER BY created_at, id'),
 
     getAlert: db.prepare<[string], AlertRow>('SELECT * FROM alerts WHERE id = ?'),
@@ -257,6 +288,11 @@ function prepareStatements(db: Database.Database) {
     acknowledgeAlert: db.prepare(
       `UPDATE alerts SET state = 'acknowledged', acknowledged_at = @at, acknowledged_by = @by, ack_note = @note
        WHERE id = @id AND state = 'open'`,
+    ),
+    resolveAlertBy: db.prepare(
+      `UPDATE alerts SET state = 'resolved', resolved_at = @at,
+         acknowledged_at = COALESCE(acknowledged_at, @at), acknowledged_by = COALESCE(acknowledged_by, @by),
+         ack_note = COALESCE(@note, ack_note) WHERE id = @id AND state != 'resolved'`,
     ),
 
     insertOutbox: db.prepare(
@@ -284,6 +320,14 @@ function prepareStatements(db: Database.Database) {
     ),
     requeueStuck: db.prepare<[number, number, number]>(
       "UPDATE outbox SET status = 'queued', next_attempt_at = ?, updated_at = ? WHERE status = 'sending' AND updated_at < ?",
+    ),
+    cancelOutbox: db.prepare<[string, number, string]>(
+      "UPDATE outbox SET status = 'cancelled', last_error = ?, updated_at = ? WHERE alert_id = ? AND status = 'queued'",
+    ),
+    outboxByProvider: db.prepare<[string, string], OutboxRow>('SELECT * FROM outbox WHERE channel = ? AND provider_id = ?'),
+    // A report only moves a row the provider took; `delivered` is final, a later `failed` does not undo it.
+    outboxReport: db.prepare<[string, string | null, number, string]>(
+      "UPDATE outbox SET status = ?, last_error = ?, updated_at = ? WHERE id = ? AND status IN ('sent', 'sending')",
     ),
     listOutbox: db.prepare<[string], OutboxRow>(
       'SELECT * FROM outbox WHERE alert_id = ? ORDER BY created_at, step, contact_id, channel',
@@ -359,13 +403,14 @@ export class SqliteStore implements Store {
 
   // residents, devices, contacts
 
-  async createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident> {
+  async createResident(r: Omit<Resident, 'createdAt' | 'medicalNotes'> & { medicalNotes?: string | null }): Promise<Resident> {
     const resident: Resident = {
       id: r.id,
       name: r.name,
       birthDate: r.birthDate,
       timezone: r.timezone,
       homeLocation: r.homeLocation,
+      medicalNotes: r.medicalNotes ?? null,
       createdAt: Date.now(),
     };
     try {
@@ -382,6 +427,14 @@ export class SqliteStore implements Store {
   async getResident(id: string): Promise<Resident | null> {
     const row = this.q.getResident.get(id);
     return row ? toResident(row) : null;
+  }
+
+  async updateResident(id: string, patch: ResidentPatch): Promise<Resident | null> {
+    const current = await this.getResident(id);
+    if (!current) return null;
+    const next: Resident = { ...current, ...definedOnly(patch) };
+    this.q.updateResident.run({ ...next, homeLocation: next.homeLocation === null ? null : JSON.stringify(next.homeLocation) });
+    return next;
   }
 
   async listResidents(opts: { limit?: number; after?: string } = {}): Promise<Resident[]> {
@@ -415,7 +468,7 @@ export class SqliteStore implements Store {
     return this.q.listDevices.all(residentId).map(toDevice);
   }
 
-  async createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact> {
+  async createContact(c: Omit<Contact, 'createdAt' | 'preferences'> & { preferences?: ContactPreferences }): Promise<Contact> {
     const contact: Contact = {
       id: c.id,
       residentId: c.residentId,
@@ -424,10 +477,11 @@ export class SqliteStore implements Store {
       email: c.email,
       webhookUrl: c.webhookUrl,
       webhookSecret: c.webhookSecret,
+      preferences: c.preferences ?? {},
       createdAt: Date.now(),
     };
     try {
-      this.q.insertContact.run(contact);
+      this.q.insertContact.run({ ...contact, preferences: JSON.stringify(contact.preferences) });
     } catch (err) {
       throw constraintError(err, {
         duplicate: `contact ${c.id} already exists`,
@@ -439,6 +493,23 @@ export class SqliteStore implements Store {
 
   async listContacts(residentId: string): Promise<Contact[]> {
     return this.q.listContacts.all(residentId).map(toContact);
+  }
+
+  async getContact(id: string): Promise<Contact | null> {
+    const row = this.q.getContact.get(id);
+    return row ? toContact(row) : null;
+  }
+
+  async updateContact(id: string, patch: ContactPatch): Promise<Contact | null> {
+    const current = await this.getContact(id);
+    if (!current) return null;
+    const next: Contact = { ...current, ...definedOnly(patch) };
+    this.q.updateContact.run({ ...next, preferences: JSON.stringify(next.preferences) });
+    return next;
+  }
+
+  async deleteContact(id: string): Promise<boolean> {
+    return this.q.deleteContact.run(id).changes === 1;
   }
 
   // alerts and outbox
@@ -477,6 +548,11 @@ export class SqliteStore implements Store {
 
   async acknowledgeAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
     this.q.acknowledgeAlert.run({ id, by, note, at });
+    return this.getAlert(id);
+  }
+
+  async resolveAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
+    this.q.resolveAlertBy.run({ id, by, note, at });
     return this.getAlert(id);
   }
 
@@ -571,6 +647,25 @@ export class SqliteStore implements Store {
 
   async listOutbox(alertId: string): Promise<OutboxItem[]> {
     return this.q.listOutbox.all(alertId).map(toOutboxItem);
+  }
+
+  async enqueueOutbox(items: OutboxItem[]): Promise<number> {
+    let inserted = 0;
+    this.db.transaction(() => {
+      for (const item of items) inserted += this.q.insertOutbox.run(outboxParams(item)).changes;
+    })();
+    return inserted;
+  }
+
+  async cancelOutbox(alertId: string, reason: string, now: number): Promise<number> {
+    return this.q.cancelOutbox.run(reason, now, alertId).changes;
+  }
+
+  async recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null> {
+    const row = this.q.outboxByProvider.get(channel, providerId);
+    if (!row) return null;
+    this.q.outboxReport.run(status, error, now, row.id);
+    return toOutboxItem(this.q.listOutbox.all(row.alert_id).find((r) => r.id === row.id)!);
   }
 
   // processing

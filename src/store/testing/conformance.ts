@@ -217,6 +217,43 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
       });
     });
 
+    describe('updates to residents and contacts', () => {
+      it('stores medical notes and replaces only the fields a patch sets', async () => {
+        const store = await connect();
+        const r = await store.createResident({ id: 'res-1', name: 'Ada', birthDate: '1941-03-02', timezone: 'UTC', homeLocation: null, medicalNotes: 'penicillin allergy' });
+        expect(r.medicalNotes).toBe('penicillin allergy');
+        expect((await store.createResident({ id: 'res-2', name: 'Bo', birthDate: null, timezone: 'UTC', homeLocation: null })).medicalNotes).toBeNull();
+        const updated = await store.updateResident('res-1', { name: 'Ada L.', homeLocation: { lat: 1, lon: 2, radiusM: 50 }, birthDate: undefined });
+        expect(updated).toEqual({ ...r, name: 'Ada L.', homeLocation: { lat: 1, lon: 2, radiusM: 50 } });
+        expect(await store.getResident('res-1')).toEqual(updated);
+        expect(await store.updateResident('res-1', { medicalNotes: null, birthDate: null })).toMatchObject({ medicalNotes: null, birthDate: null, name: 'Ada L.' });
+        expect(await store.updateResident('nobody', { name: 'X' })).toBeNull();
+        const restarted = await restart(store);
+        expect(await restarted.getResident('res-1')).toMatchObject({ name: 'Ada L.', medicalNotes: null });
+      });
+
+      it('keeps contact preferences, updates and deletes contacts', async () => {
+        const store = await connect();
+        await store.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+        const plain = await store.createContact({ id: 'con-a', residentId: 'res-1', name: 'Son', phone: '+15550100', email: null, webhookUrl: null, webhookSecret: null });
+        expect(plain.preferences).toEqual({});
+        const prefs = { priority: 2, channels: ['push', 'sms'], quietHours: { start: '22:00', end: '07:00' }, pushSubscriptions: [{ endpoint: 'https://push.example/1', keys: { p256dh: 'p', auth: 'a' } }] };
+        const b = await store.createContact({ id: 'con-b', residentId: 'res-1', name: 'Nurse', phone: null, email: 'n@example.test', webhookUrl: null, webhookSecret: null, preferences: prefs });
+        expect(await store.getContact('con-b')).toEqual(b);
+        expect(b.preferences).toEqual(prefs);
+        expect(await store.getContact('nope')).toBeNull();
+        const changed = await store.updateContact('con-a', { phone: '+15550199', preferences: { priority: 1 } });
+        expect(changed).toEqual({ ...plain, phone: '+15550199', preferences: { priority: 1 } });
+        expect((await store.listContacts('res-1')).find((c) => c.id === 'con-a')).toEqual(changed);
+        expect(await store.updateContact('nope', { name: 'X' })).toBeNull();
+        expect(await store.deleteContact('con-b')).toBe(true);
+        expect(await store.deleteContact('con-b')).toBe(false);
+        expect((await store.listContacts('res-1')).map((c) => c.id)).toEqual(['con-a']);
+        const restarted = await restart(store);
+        expect(await restarted.getContact('con-a')).toEqual(changed);
+      });
+    });
+
     describe('alerts', () => {
       it('raises a new alert, queues its outbox rows and writes the checkpoint', async () => {
         const { store, checkpoint } = await withLease();
@@ -347,6 +384,20 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         for (const id of ['alr-1', 'alr-3', 'alr-4', 'alr-5']) expect(await store.listOutbox(id)).toHaveLength(2);
       });
 
+      it('resolves an open or acknowledged alert on a person’s word, once', async () => {
+        const { store, checkpoint } = await withLease();
+        await store.commitAlertBatch([raise('alr-1'), raise('alr-2', { type: 'SOS' })], outboxFor, checkpoint('1'));
+        const resolved = await store.resolveAlert('alr-1', 'nurse', 'checked on her', T0 + 5000);
+        expect(resolved).toMatchObject({ state: 'resolved', resolvedAt: T0 + 5000, acknowledgedBy: 'nurse', acknowledgedAt: T0 + 5000, ackNote: 'checked on her' });
+        expect(await store.resolveAlert('alr-1', 'other', null, T0 + 9000)).toMatchObject({ resolvedAt: T0 + 5000, acknowledgedBy: 'nurse' });
+        await store.acknowledgeAlert('alr-2', 'son', null, T0 + 1000);
+        expect(await store.resolveAlert('alr-2', 'nurse', null, T0 + 6000)).toMatchObject({ state: 'resolved', acknowledgedBy: 'son', acknowledgedAt: T0 + 1000 });
+        expect(await store.resolveAlert('nope', 'x', null, T0)).toBeNull();
+        // A new alert of that type may open again.
+        await store.commitAlertBatch([raise('alr-3')], outboxFor, checkpoint('2'));
+        expect((await store.getAlert('alr-3'))!.state).toBe('open');
+      });
+
       it('acknowledges only open alerts', async () => {
         const { store, checkpoint } = await withLease();
         await store.commitAlertBatch([raise('alr-1'), raise('alr-2', { type: 'SOS' })], outboxFor, checkpoint('1'));
@@ -456,6 +507,40 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(requeued.map((o) => o.id).sort()).toEqual(claimed.slice(1).map((o) => o.id).sort());
         for (const o of requeued) expect(o.attempts).toBe(2);
         expect(again.filter((o) => o.alertId === 'alr-3')).toHaveLength(2);
+      });
+
+      it('enqueues only rows that are not there yet', async () => {
+        const store = await queued();
+        const [row] = await store.listOutbox('alr-1');
+        const repeat = { ...row, id: 'alr-1:5:con-a:webhook', step: 5, nextAttemptAt: T0 + 60_000 };
+        expect(await store.enqueueOutbox([row, repeat])).toBe(1);
+        expect(await store.enqueueOutbox([repeat])).toBe(0);
+        expect((await store.listOutbox('alr-1')).map((o) => o.step)).toEqual([0, 0, 5]);
+        expect(await store.enqueueOutbox([])).toBe(0);
+      });
+
+      it('cancels an alert’s queued rows, not those being sent or done', async () => {
+        const store = await queued();
+        const [sending] = await store.claimOutbox(T0 + 1000, 1);
+        expect(await store.cancelOutbox('alr-1', 'acknowledged', T0 + 1500)).toBe(1);
+        const rows = await store.listOutbox('alr-1');
+        expect(rows.find((o) => o.id === sending.id)!.status).toBe('sending');
+        expect(rows.find((o) => o.id !== sending.id)).toMatchObject({ status: 'cancelled', lastError: 'acknowledged', updatedAt: T0 + 1500 });
+        expect((await store.claimOutbox(T0 + 99_000, 10)).map((o) => o.alertId)).not.toContain('alr-1');
+        expect(await store.cancelOutbox('alr-1', 'again', T0 + 2000)).toBe(0);
+      });
+
+      it('records a provider’s delivery report against the row it took', async () => {
+        const store = await queued();
+        const [a, b] = await store.claimOutbox(T0 + 1000, 2);
+        await store.completeOutbox(a.id, { ok: true, providerId: 'SM1' }, T0 + 1100);
+        await store.completeOutbox(b.id, { ok: true, providerId: 'SM2' }, T0 + 1100);
+        expect(await store.recordDelivery(a.channel, 'SM1', 'delivered', null, T0 + 2000)).toMatchObject({ id: a.id, status: 'delivered', updatedAt: T0 + 2000 });
+        expect(await store.recordDelivery(b.channel, 'SM2', 'failed', '30003 unreachable', T0 + 2000)).toMatchObject({ id: b.id, status: 'failed', lastError: '30003 unreachable' });
+        // Delivered is final; an unknown id or another channel's id matches nothing.
+        expect(await store.recordDelivery(a.channel, 'SM1', 'failed', 'late', T0 + 3000)).toMatchObject({ status: 'delivered' });
+        expect(await store.recordDelivery(a.channel, 'SM-unknown', 'delivered', null, T0 + 3000)).toBeNull();
+        expect(await store.recordDelivery('voice', 'SM1', 'delivered', null, T0 + 3000)).toBeNull();
       });
 
       it('lists an alert’s rows by creation time, step and contact', async () => {
