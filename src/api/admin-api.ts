@@ -4,7 +4,9 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../core/errors.js';
-import type { Contact, Resident, Store } from '../store/types.js';
+import { newSecret } from '../core/ids.js';
+import type { Contact, ContactPatch, Resident, Severity, Store } from '../store/types.js';
+import { CHANNEL_NAMES, policyFor, policySchema, residentPolicyKey } from '../notify/escalation/escalation-policy.js';
 import type { AdminAuth } from './admin-auth.js';
 import { addContact, createResident, registerDevice, type NewContact, type NewResident } from './admin-service.js';
 import { effectiveSettings, overridesSchema, residentSettingsKey, type DetectionOverrides, type DetectionSettings } from '../detectors/detection-settings.js';
@@ -27,6 +29,7 @@ const residentBody = {
         radiusM: { type: 'number', exclusiveMinimum: 0, maximum: 100000 },
       },
     },
+    medicalNotes: { type: 'string', maxLength: 10_000 },
   },
 } as const;
 
@@ -40,19 +43,62 @@ const deviceBody = {
   },
 } as const;
 
-const contactBody = {
+const HHMM = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
+
+const preferencesSchema = {
   type: 'object',
-  required: ['name'],
   additionalProperties: false,
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 200 },
-    phone: { type: 'string', pattern: '^\\+?[0-9 ()-]{3,32}$' },
-    email: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254 },
-    webhookUrl: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+    priority: { type: 'integer', minimum: 1, maximum: 100 },
+    channels: { type: 'array', uniqueItems: true, items: { type: 'string', enum: CHANNEL_NAMES } },
+    quietHours: {
+      type: 'object',
+      required: ['start', 'end'],
+      additionalProperties: false,
+      properties: { start: { type: 'string', pattern: HHMM }, end: { type: 'string', pattern: HHMM } },
+    },
+    digestAt: { type: 'string', pattern: HHMM },
   },
 } as const;
 
-const publicContact = (c: Contact) => ({ id: c.id, name: c.name, phone: c.phone, email: c.email, webhookUrl: c.webhookUrl, createdAt: new Date(c.createdAt).toISOString() });
+const contactFields = {
+  name: { type: 'string', minLength: 1, maxLength: 200 },
+  phone: { type: 'string', pattern: '^\\+?[0-9 ()-]{3,32}$' },
+  email: { type: 'string', pattern: '^[^@\\s]+@[^@\\s]+$', maxLength: 254 },
+  webhookUrl: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+  preferences: preferencesSchema,
+} as const;
+
+const contactBody = { type: 'object', required: ['name'], additionalProperties: false, properties: contactFields } as const;
+/** A patch: `null` clears an address; push subscriptions are kept (they have their own routes). */
+const contactPatch = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    ...contactFields,
+    phone: { anyOf: [contactFields.phone, { type: 'null' }] },
+    email: { anyOf: [contactFields.email, { type: 'null' }] },
+    webhookUrl: { anyOf: [contactFields.webhookUrl, { type: 'null' }] },
+  },
+} as const;
+
+const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
+const escalationBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(['all', ...SEVERITIES].map((k) => [k, policySchema])),
+} as const;
+
+const publicContact = (c: Contact) => ({
+  id: c.id,
+  name: c.name,
+  phone: c.phone,
+  email: c.email,
+  webhookUrl: c.webhookUrl,
+  preferences: { ...c.preferences, pushSubscriptions: c.preferences.pushSubscriptions?.length ?? 0 },
+  createdAt: new Date(c.createdAt).toISOString(),
+});
 const publicResident = (r: Resident) => ({ ...r, createdAt: new Date(r.createdAt).toISOString() });
 
 /** `site`: the detection settings the deployment's config gives everyone (processor/groups/registry.ts). */
@@ -100,6 +146,39 @@ export function registerAdminApi(app: FastifyInstance, store: Store, admin: Admi
       await detectionOf(id);
       await store.setSetting(residentSettingsKey(id), JSON.stringify(req.body));
       return detectionOf(id);
+    });
+
+    // A resident's escalation policies: per severity, or `all`; absent ones fall back to the site's.
+    const escalationOf = async (id: string) => {
+      if (!(await store.getResident(id))) throw new VigilError('NOT_FOUND', `no resident ${id}`);
+      const saved = await store.getSetting(residentPolicyKey(id));
+      const effective = Object.fromEntries(await Promise.all(SEVERITIES.map(async (sev) => [sev, await policyFor(store, id, sev)] as const)));
+      return { policies: saved ? JSON.parse(saved) : {}, effective };
+    };
+    scope.get('/v1/residents/:id/escalation', async (req) => escalationOf((req.params as { id: string }).id));
+    scope.put('/v1/residents/:id/escalation', { schema: { body: escalationBody } }, async (req) => {
+      const { id } = req.params as { id: string };
+      await escalationOf(id);
+      await store.setSetting(residentPolicyKey(id), JSON.stringify(req.body));
+      return escalationOf(id);
+    });
+
+    scope.patch('/v1/contacts/:id', { schema: { body: contactPatch } }, async (req) => {
+      const { id } = req.params as { id: string };
+      const current = await store.getContact(id);
+      if (!current) throw new VigilError('NOT_FOUND', `no contact ${id}`);
+      const patch = req.body as ContactPatch;
+      if (patch.preferences) patch.preferences = { ...patch.preferences, pushSubscriptions: current.preferences.pushSubscriptions };
+      // A webhook URL given to a contact that had none gets its signing secret, shown once.
+      const webhookSecret = patch.webhookUrl && !current.webhookSecret ? newSecret('vwhk') : undefined;
+      const updated = (await store.updateContact(id, { ...patch, ...(webhookSecret && { webhookSecret }) } as ContactPatch))!;
+      return { ...publicContact(updated), ...(webhookSecret && { webhookSecret }) };
+    });
+
+    scope.delete('/v1/contacts/:id', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      if (!(await store.deleteContact(id))) throw new VigilError('NOT_FOUND', `no contact ${id}`);
+      return reply.code(204).send();
     });
 
     scope.post('/v1/devices', { schema: { body: deviceBody } }, async (req, reply) =>

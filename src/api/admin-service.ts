@@ -4,13 +4,14 @@
  */
 import { hashSecret, newId, newSecret } from '../core/ids.js';
 import { VigilError } from '../core/errors.js';
-import type { Resident, Store } from '../store/types.js';
+import type { ContactPreferences, Resident, Store } from '../store/types.js';
 
 export interface NewResident {
   name: string;
   birthDate?: string;
   timezone?: string;
   homeLocation?: Resident['homeLocation'];
+  medicalNotes?: string;
 }
 
 export interface NewContact {
@@ -18,6 +19,7 @@ export interface NewContact {
   phone?: string;
   email?: string;
   webhookUrl?: string;
+  preferences?: ContactPreferences;
 }
 
 function validTimezone(tz: string): boolean {
@@ -38,6 +40,7 @@ export async function createResident(store: Store, body: NewResident): Promise<{
     birthDate: body.birthDate ?? null,
     timezone: body.timezone ?? 'UTC',
     homeLocation: body.homeLocation ?? null,
+    medicalNotes: body.medicalNotes ?? null,
   });
   return { id: resident.id };
 }
@@ -66,6 +69,7 @@ export async function addContact(store: Store, residentId: string, body: NewCont
     email: body.email ?? null,
     webhookUrl: body.webhookUrl ?? null,
     webhookSecret,
+    preferences: body.preferences ?? {},
   });
   return webhookSecret ? { id: contact.id, webhookSecret } : { id: contact.id };
 }

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../core/errors.js';
 import type { Alert, OutboxItem, Store } from '../store/types.js';
 import type { AdminAuth } from './admin-auth.js';
+import { acknowledgeAndStop } from '../notify/acknowledgements.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
@@ -69,9 +70,18 @@ export function registerAlertsApi(app: FastifyInstance, store: Store, admin: Adm
     scope.post('/v1/alerts/:id/ack', { schema: { body: ackBody } }, async (req) => {
       const { id } = req.params as { id: string };
       const { by, note } = req.body as { by: string; note?: string };
-      const alert = await store.acknowledgeAlert(id, by, note ?? null, Date.now());
+      const alert = await acknowledgeAndStop(store, id, by, note ?? null);
       if (!alert) throw new VigilError('NOT_FOUND', `no alert ${id}`);
       if (alert.state === 'resolved' && alert.acknowledgedAt === null) throw new VigilError('CONFLICT', `alert ${id} is already resolved`);
+      return alertView(alert);
+    });
+
+    scope.post('/v1/alerts/:id/resolve', { schema: { body: ackBody } }, async (req) => {
+      const { id } = req.params as { id: string };
+      const { by, note } = req.body as { by: string; note?: string };
+      const alert = await store.resolveAlert(id, by, note ?? null, Date.now());
+      if (!alert) throw new VigilError('NOT_FOUND', `no alert ${id}`);
+      await store.cancelOutbox(id, 'alert resolved', Date.now());
       return alertView(alert);
     });
 

@@ -30,6 +30,7 @@ Commands:
                               --group alerts|warehouse|archive --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>
                               --url URL --admin-key KEY
   admin-key reset             Replace the admin key (prints the new one once). Takes --data-dir.
+  keys rotate                 New key for residents' and contacts' personal data, and re-encrypt them. Takes the config flags.
   detect-falls FILE...        Run the fall detector over CSV recordings (header t,x,y,z; t in s, x/y/z in g); one JSON line per file.
   config                      Print every setting: key, env variable, flag, default, allowed values.
   help                        This text.
@@ -107,6 +108,14 @@ async function main(argv: string[]): Promise<void> {
       const key = await AdminAuth.reset(store);
       await store.close();
       process.stdout.write(`new admin key: ${key}\n(restart a running Vigil for it to take effect)\n`);
+      return;
+    }
+    case 'keys': {
+      const { values, positionals } = parse(rest);
+      if (positionals[0] !== 'rotate') throw new ConfigError('usage: vigil keys rotate [--data-dir DIR] [config flags]');
+      const config = loadConfig({ flags: configFlags(values), file: values.config as string | undefined });
+      const { rotateKeys, formatRotation } = await import('../store/crypto/rotate.js');
+      process.stdout.write(formatRotation(config, await rotateKeys(config)));
       return;
     }
     case 'detect-falls': {

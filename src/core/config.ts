@@ -34,6 +34,7 @@ export const SETTINGS = {
   dataDir: { kind: 'string', default: './data', doc: 'Folder for the embedded stream, store, warehouse and archive.' },
   simulate: { kind: 'integer', default: 0, min: 0, max: 100000, doc: 'Residents in the built-in simulated fleet (0 for none). `npm start` sets 50.' },
   adminKey: { kind: 'string', default: '', secret: true, doc: 'Admin API key. Empty: generated at first start, stored hashed, printed once.' },
+  masterKey: { kind: 'string', default: '', secret: true, doc: "32-byte key (base64) that encrypts residents' and contacts' personal data; a comma-separated list during a rotation (the first encrypts, the others only decrypt). Empty: the key file `<dataDir>/keys.json`, created at first start (docs/security.md)." },
   statusIntervalMs: { kind: 'integer', default: 5000, min: 0, max: 3600000, doc: 'How often `vigil start` prints its one-line status (0 for never).' },
   'log.level': { kind: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
 
@@ -77,6 +78,7 @@ export const SETTINGS = {
   'alerts.sustainSeconds': { kind: 'number', default: 30, min: 0, max: 3600, doc: 'Event-time seconds a vital must stay beyond its band before HR_HIGH/HR_LOW/SPO2_LOW opens. Per resident: `vitalsSustainMs`.' },
   'alerts.imOkWindowSeconds': { kind: 'number', default: 30, min: 0, max: 600, doc: 'After a detected fall, SOS_CANCEL or normal movement within this window resolves it as "resident OK". Per resident: `imOkWindowMs`.' },
   'alerts.inactivityMinutes': { kind: 'number', default: 120, min: 5, max: 1440, doc: 'INACTIVITY after this long worn, awake and still in waking hours. Per resident: `inactivityMs`.' },
+  'alerts.pageWithinHours': { kind: 'number', default: 12, min: 0.1, max: 8760, doc: 'An alert detected longer than this after its event time (a replay of old data) is recorded without notifying anyone.' },
   'alerts.offlineMinutes': { kind: 'number', default: 10, min: 1, max: 1440, doc: 'DEVICE_OFFLINE after this long without a reading (processing time, only while caught up). Per resident: `offlineMs`.' },
   'notify.webhookTimeoutMs': { kind: 'integer', default: 5000, min: 100, max: 120000, doc: 'Timeout of one webhook delivery attempt.' },
   'notify.maxAttempts': { kind: 'integer', default: 12, min: 1, max: 1000, doc: 'Delivery attempts before a notification is marked failed.' },

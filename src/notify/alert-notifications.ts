@@ -1,11 +1,17 @@
 /**
- * Which notifications an alert queues when it is first raised. For now: a webhook to every
- * contact of the resident that has a webhookUrl (step 0). Escalation policies extend this.
+ * Which notifications an alert queues when it is first raised: the rows of its escalation
+ * policy (escalation/), built inside the alert's transaction (`outboxFor`), so an alert and
+ * its whole escalation are written together or not at all.
+ *
+ * An alert detected long after the event (a replay of old data, a phone that kept its buffer
+ * for a day) is recorded without paging anyone (DESIGN §3.3): `pageWithinMs`.
  */
+import { knownTimeZone } from '../core/local-time.js';
 import type { Alert, OutboxItem, Store } from '../store/types.js';
-import type { WebhookPayload } from './channels/webhook/webhook-channel.js';
+import { planNotifications } from './escalation/escalation-plan.js';
+import { policyFor } from './escalation/escalation-policy.js';
 
-export const outboxId = (alertId: string, step: number, contactId: string, channel: string) => `${alertId}:${step}:${contactId}:${channel}`;
+export { outboxId } from './escalation/escalation-plan.js';
 
 /** The documented webhook body (docs/webhooks.md). */
 export function alertWebhookBody(alert: Alert) {
@@ -26,29 +32,31 @@ export function alertWebhookBody(alert: Alert) {
   };
 }
 
-export function notificationsFor(store: Store) {
+export interface NotificationOptions {
+  /** Channels configured on this Vigil. */
+  channels: ReadonlySet<string>;
+  /** Alerts detected more than this after their event time are not paged. */
+  pageWithinMs: number;
+  clock?: () => number;
+}
+
+export function notificationsFor(store: Store, opts: NotificationOptions) {
+  const clock = opts.clock ?? Date.now;
   return async (alert: Alert): Promise<OutboxItem[]> => {
-    const contacts = await store.listContacts(alert.residentId);
-    const now = Date.now();
-    return contacts
-      .filter((c) => c.webhookUrl && c.webhookSecret)
-      .map((c) => {
-        const payload: WebhookPayload = { url: c.webhookUrl!, secret: c.webhookSecret!, event: 'alert.opened', body: alertWebhookBody(alert) };
-        return {
-          id: outboxId(alert.id, 0, c.id, 'webhook'),
-          alertId: alert.id,
-          step: 0,
-          contactId: c.id,
-          channel: 'webhook',
-          payload: payload as unknown as Record<string, unknown>,
-          status: 'queued' as const,
-          attempts: 0,
-          nextAttemptAt: now,
-          lastError: null,
-          providerId: null,
-          createdAt: now,
-          updatedAt: now,
-        };
-      });
+    if (alert.detectedAt - alert.openedAt > opts.pageWithinMs) return [];
+    const [contacts, resident, { policy }] = await Promise.all([
+      store.listContacts(alert.residentId),
+      store.getResident(alert.residentId),
+      policyFor(store, alert.residentId, alert.severity),
+    ]);
+    return planNotifications({
+      alert,
+      policy,
+      contacts,
+      timezone: knownTimeZone(resident?.timezone ?? 'UTC'),
+      channels: opts.channels,
+      webhookBody: alertWebhookBody,
+      now: clock(),
+    });
   };
 }

@@ -3,14 +3,18 @@
  * schedules retries with exponential backoff (base × 2^(attempt-1), capped at 5 minutes,
  * ±20 % jitter so a recovering receiver is not hit by every retry at once).
  *
+ * Escalation: a row whose alert is no longer open is cancelled with the alert's other queued
+ * rows; a sent row of a policy's repeating last step queues its next repeat.
+ *
  * Delivery is at-least-once with a stable delivery id: a row is marked `sending` before the
  * request and `sent` after; a crash between the receiver's answer and that mark resends it
  * once, after `stuckAfterMs`, with the same `X-Vigil-Delivery`, which receivers use to
  * deduplicate.
  */
 import type { Logger } from 'pino';
-import type { Store } from '../store/types.js';
-import type { Channel } from './types.js';
+import type { OutboxItem, Store } from '../store/types.js';
+import { nextRepeat } from './escalation/escalation-plan.js';
+import { PermanentDeliveryError, type Channel } from './types.js';
 
 export interface OutboxSenderOptions {
   store: Store;
@@ -84,18 +88,30 @@ export class OutboxSender {
     }
   }
 
-  private async deliver(item: Awaited<ReturnType<Store['claimOutbox']>>[number]): Promise<void> {
+  private async deliver(item: OutboxItem): Promise<void> {
+    const { store } = this.o;
+    const alert = await store.getAlert(item.alertId);
+    // Escalation stops the moment the alert is acknowledged or resolved: rows not sent yet are cancelled.
+    if (!alert || alert.state !== 'open') {
+      const reason = alert ? `alert ${alert.state}` : 'alert gone';
+      await store.completeOutbox(item.id, { ok: false, error: reason, retryAt: Date.now() }, Date.now());
+      await store.cancelOutbox(item.alertId, reason, Date.now());
+      return;
+    }
     const channel = this.channels.get(item.channel);
     try {
-      if (!channel) throw new Error(`no channel ${item.channel} is configured`);
-      const { providerId } = await channel.send(item);
-      await this.o.store.completeOutbox(item.id, { ok: true, providerId }, Date.now());
+      if (!channel) throw new PermanentDeliveryError(`no channel ${item.channel} is configured`);
+      const [resident, contact] = await Promise.all([store.getResident(alert.residentId), store.getContact(item.contactId)]);
+      const { providerId } = await channel.send({ item, alert, resident, contact });
+      await store.completeOutbox(item.id, { ok: true, providerId }, Date.now());
+      const repeat = nextRepeat(item, Date.now());
+      if (repeat) await store.enqueueOutbox([repeat]);
       this.o.onResult?.(item.channel, true);
     } catch (err) {
       const error = (err as Error).message;
-      const last = item.attempts >= this.o.maxAttempts;
+      const last = err instanceof PermanentDeliveryError || item.attempts >= this.o.maxAttempts;
       const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** (item.attempts - 1)) * (0.8 + Math.random() * 0.4);
-      await this.o.store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Math.round(Date.now() + backoff) }, Date.now());
+      await store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Math.round(Date.now() + backoff) }, Date.now());
       this.o.onResult?.(item.channel, false);
       this.o.log.warn({ outbox: item.id, attempt: item.attempts, error, final: last }, 'notification failed');
     }

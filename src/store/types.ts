@@ -68,7 +68,7 @@ export interface ContactPreferences {
   pushSubscriptions?: PushSubscriptionJson[];
 }
 
-export type ContactPatch = Partial<Pick<Contact, 'name' | 'phone' | 'email' | 'webhookUrl' | 'preferences'>>;
+export type ContactPatch = Partial<Pick<Contact, 'name' | 'phone' | 'email' | 'webhookUrl' | 'webhookSecret' | 'preferences'>>;
 
 export type AlertState = 'open' | 'acknowledged' | 'resolved';
 export type Severity = 'critical' | 'high' | 'medium' | 'low';

@@ -30,11 +30,12 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
     case 'alerts': {
       const { AlertsGroup } = await import('./alerts-group.js');
       const { OutboxSender } = await import('../../notify/outbox-sender.js');
-      const { WebhookChannel } = await import('../../notify/channels/webhook/webhook-channel.js');
+      const { openChannels } = await import('../../notify/channels/registry.js');
       const { notificationsFor } = await import('../../notify/alert-notifications.js');
+      const channels = await openChannels(config, store);
       const sender = new OutboxSender({
         store,
-        channels: [new WebhookChannel(config['notify.webhookTimeoutMs'])],
+        channels,
         maxAttempts: config['notify.maxAttempts'],
         retryBaseMs: config['notify.retryBaseMs'],
         // Twice the request timeout: a live sender has finished (or timed out) by then.
@@ -44,7 +45,7 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
       });
       const group = new AlertsGroup(store, {
         settings: siteDetectionSettings(config),
-        outboxFor: notificationsFor(store),
+        outboxFor: notificationsFor(store, { channels: new Set(channels.map((c) => c.name)), pageWithinMs: config['alerts.pageWithinHours'] * 3_600_000 }),
         onRaised: (alerts) => {
           counters.alertsRaised += alerts.length;
           sender.wake();

@@ -18,25 +18,30 @@
  *    unique index). An alert id is derived from its trigger, so a row is inserted at most
  *    once; 'resolved' is final. Alert batches touching a resident hold a transaction-level
  *    advisory lock on it (taken in a fixed order), so two partitions' batches for the same
- *    resident apply one after the other, as SQLite's single writer applies them.
+ *    resident apply one after the other, as SQLite's single writer applies them; a person
+ *    resolving an alert takes the same lock, so a batch never counts a recurrence on an
+ *    alert resolved after the batch read it.
  * 4. `outbox.id` is `alert_id:step:contact_id:channel` (CHECK), inserted with
- *    `ON CONFLICT (id) DO NOTHING` in the same transaction as the alert that created it, so
- *    a notification is queued at most once. 'sent' and 'failed' are final. Claims lock the
- *    rows they take (`FOR UPDATE SKIP LOCKED`), so concurrent senders never share a row.
+ *    `ON CONFLICT (id) DO NOTHING` (in the same transaction as the alert that created it, or
+ *    later by `enqueueOutbox`), so a notification is queued at most once. 'delivered',
+ *    'failed' and 'cancelled' are final; 'sent' moves only on the provider's report (found by
+ *    the `(channel, provider_id)` index). Claims lock the rows they take
+ *    (`FOR UPDATE SKIP LOCKED`), so concurrent senders never share a row; a cancel waits for
+ *    a claim under way and then skips the row it took.
  * 5. `leases.epoch` of a (group, partition) never decreases, and increases whenever the
  *    lease is taken by a new owner (one conditional upsert: a compare-and-set). A checkpoint
  *    row changes only in a statement that found the writer's (owner, epoch) in `leases` and
  *    share-locked that lease row until commit, so the lease cannot change hands between the
  *    check and the commit. The alert changes, outbox rows and checkpoint of one processed
  *    batch commit together or not at all.
- * 6. JSON columns (home_location, evidence, payload, snapshot) are `jsonb` (so a string
+ * 6. JSON columns (home_location, preferences, evidence, payload, snapshot) are `jsonb` (so a string
  *    holding U+0000 cannot be stored); SQL NULL stands for an absent value. Times are epoch
  *    milliseconds in `bigint`, read back as numbers. Key and ordering columns use
  *    `COLLATE "C"`: byte order, as in SQLite, whatever the database's locale.
  */
 import pg from 'pg';
 import { VigilError } from '../../core/errors.js';
-import { clampLimit, higherSeverity, newAlert, rowMappers, type AlertRow, type CheckpointRow, type ContactRow, type DeviceRow, type LeaseRow, type OutboxRow, type ResidentRow } from '../store-rows.js';
+import { clampLimit, definedOnly, higherSeverity, newAlert, rowMappers, type AlertRow, type CheckpointRow, type ContactRow, type DeviceRow, type LeaseRow, type OutboxRow, type ResidentRow } from '../store-rows.js';
 import {
   LeaseLostError,
   type Alert,
@@ -44,11 +49,14 @@ import {
   type AlertFilter,
   type Checkpoint,
   type Contact,
+  type ContactPatch,
+  type ContactPreferences,
   type Device,
   type Fence,
   type Lease,
   type OutboxItem,
   type Resident,
+  type ResidentPatch,
   type Severity,
   type Store,
 } from '../types.js';
@@ -57,7 +65,10 @@ import { createDatabase, FOREIGN_KEY_VIOLATION, INVALID_CATALOG_NAME, sqlState, 
 // pg decodes jsonb columns itself.
 const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => v);
 
-const SCHEMA_VERSION = 1;
+/** 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled and the provider index. */
+const SCHEMA_VERSION = 2;
+
+const OUTBOX_STATUSES = "'queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled'";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
@@ -67,6 +78,7 @@ CREATE TABLE IF NOT EXISTS residents (
   birth_date    text,
   timezone      text NOT NULL,
   home_location jsonb,
+  medical_notes text,
   created_at    bigint NOT NULL
 );
 CREATE TABLE IF NOT EXISTS devices (
@@ -85,6 +97,7 @@ CREATE TABLE IF NOT EXISTS contacts (
   email          text,
   webhook_url    text,
   webhook_secret text,
+  preferences    jsonb NOT NULL DEFAULT '{}',
   created_at     bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS contacts_resident ON contacts(resident_id);
@@ -116,7 +129,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   contact_id      text COLLATE "C" NOT NULL,
   channel         text COLLATE "C" NOT NULL,
   payload         jsonb NOT NULL,
-  status          text NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+  status          text NOT NULL CONSTRAINT outbox_status_check CHECK (status IN (${OUTBOX_STATUSES})),
   attempts        integer NOT NULL,
   next_attempt_at bigint NOT NULL,
   last_error      text,
@@ -126,6 +139,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at, created_at, id) WHERE status = 'queued';
 CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+CREATE INDEX IF NOT EXISTS outbox_provider ON outbox(channel, provider_id) WHERE provider_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS leases (
   grp        text COLLATE "C" NOT NULL,
   part       integer NOT NULL,
@@ -143,6 +157,20 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   PRIMARY KEY (grp, part)
 );
 `;
+
+/**
+ * Schema 1 → 2, run before SCHEMA (whose CREATE INDEX IF NOT EXISTS then adds
+ * outbox_provider). Every step is idempotent. The outbox status CHECK of schema 1 was
+ * unnamed (PostgreSQL called it outbox_status_check); it is found in the catalogue as the
+ * CHECK constraints on the status column alone, and replaced by one with that name.
+ */
+const MIGRATE_FROM_1 = `
+ALTER TABLE residents ADD COLUMN IF NOT EXISTS medical_notes text;
+ALTER TABLE contacts ADD COLUMN IF NOT EXISTS preferences jsonb NOT NULL DEFAULT '{}';
+`;
+const STATUS_CHECKS = `SELECT c.conname AS name FROM pg_constraint AS c
+  JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND c.conkey = ARRAY[a.attnum]
+  WHERE c.conrelid = 'outbox'::regclass AND c.contype = 'c' AND a.attname = 'status'`;
 
 /** Classes of `pg_advisory_xact_lock(class, key)`, kept apart from other applications' locks. */
 const SCHEMA_LOCK = 0x5647_4c00;
@@ -165,22 +193,31 @@ const SQL = {
   insertSettingIfAbsent: 'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING',
   upsertSetting: 'INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
 
-  insertResident: `INSERT INTO residents (id, name, birth_date, timezone, home_location, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6)`,
+  insertResident: `INSERT INTO residents (id, name, birth_date, timezone, home_location, medical_notes, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)`,
   getResident: 'SELECT * FROM residents WHERE id = $1',
   listResidents: 'SELECT * FROM residents WHERE id > $1 ORDER BY id LIMIT $2',
   insertDevice: 'INSERT INTO devices (device_id, resident_id, token_hash, created_at) VALUES ($1, $2, $3, $4)',
   deviceByTokenHash: 'SELECT device_id, resident_id, created_at FROM devices WHERE token_hash = $1',
   deviceById: 'SELECT device_id, resident_id, created_at FROM devices WHERE device_id = $1',
   listDevices: 'SELECT device_id, resident_id, created_at FROM devices WHERE resident_id = $1 ORDER BY created_at, device_id',
-  insertContact: `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+  insertContact: `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, preferences, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+  getContact: 'SELECT * FROM contacts WHERE id = $1',
   listContacts: 'SELECT * FROM contacts WHERE resident_id = $1 ORDER BY created_at, id',
+  deleteContact: 'DELETE FROM contacts WHERE id = $1',
 
   getAlert: 'SELECT * FROM alerts WHERE id = $1',
   countOpenAlerts: "SELECT count(*) AS n FROM alerts WHERE state <> 'resolved'",
   acknowledgeAlert: `UPDATE alerts SET state = 'acknowledged', acknowledged_at = $2, acknowledged_by = $3, ack_note = $4
     WHERE id = $1 AND state = 'open'`,
+  alertResident: 'SELECT resident_id FROM alerts WHERE id = $1',
+  // By a person: fills the acknowledgement if there was none, keeps an earlier one.
+  resolveAlertBy: `UPDATE alerts SET state = 'resolved', resolved_at = $2,
+      acknowledged_at = COALESCE(acknowledged_at, $2), acknowledged_by = COALESCE(acknowledged_by, $3),
+      ack_note = COALESCE($4, ack_note)
+    WHERE id = $1 AND state <> 'resolved'
+    RETURNING *`,
   // Sorted, so two batches lock the residents they share in the same order and never deadlock.
   lockResidents: `SELECT pg_advisory_xact_lock(${RESIDENT_LOCK}, key)
     FROM (SELECT DISTINCT hashtext(r) AS key FROM unnest($1::text[]) AS r ORDER BY key) AS keys`,
@@ -221,6 +258,15 @@ const SQL = {
     WHERE id = $1 AND status = 'sending'`,
   outboxFailed: "UPDATE outbox SET status = 'failed', last_error = $2, updated_at = $3 WHERE id = $1 AND status = 'sending'",
   requeueStuck: "UPDATE outbox SET status = 'queued', next_attempt_at = $1, updated_at = $1 WHERE status = 'sending' AND updated_at < $2",
+  // A row a claim holds is waited for, then re-checked: it is no longer queued, so it stays.
+  cancelOutbox: "UPDATE outbox SET status = 'cancelled', last_error = $2, updated_at = $3 WHERE alert_id = $1 AND status = 'queued'",
+  // One row per (channel, provider id), the first if a provider ever reused an id: found through outbox_provider.
+  outboxByProvider: 'SELECT * FROM outbox WHERE channel = $1 AND provider_id = $2 ORDER BY created_at, id LIMIT 1',
+  // A report only moves a row the provider took; `delivered` is final, a later `failed` does not undo it.
+  outboxReport: `UPDATE outbox SET status = $3, last_error = $4, updated_at = $5
+    WHERE id = (SELECT id FROM outbox WHERE channel = $1 AND provider_id = $2 ORDER BY created_at, id LIMIT 1)
+      AND status IN ('sent', 'sending')
+    RETURNING *`,
   listOutbox: 'SELECT * FROM outbox WHERE alert_id = $1 ORDER BY created_at, step, contact_id, channel',
 
   // Compare-and-set in one statement: a concurrent insert of the same key waits for ours and
@@ -391,10 +437,55 @@ async function migrate(pool: pg.Pool, url: string): Promise<void> {
     if (version > SCHEMA_VERSION) {
       throw new Error(`the store schema in PostgreSQL is version ${version}; this Vigil knows up to ${SCHEMA_VERSION}`);
     }
+    if (version === 1) await migrateFrom1(client);
     await client.query(SCHEMA);
     if (rows.length === 0) await client.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION]);
     else await client.query('UPDATE schema_version SET version = $1', [SCHEMA_VERSION]);
   });
+}
+
+/** Schema 1 → 2 (see MIGRATE_FROM_1), inside migrate's transaction. */
+async function migrateFrom1(client: pg.PoolClient): Promise<void> {
+  await client.query(MIGRATE_FROM_1);
+  const { rows } = await client.query<{ name: string }>(STATUS_CHECKS);
+  const drops = rows.map((r) => `DROP CONSTRAINT ${pg.escapeIdentifier(r.name)}, `).join('');
+  await client.query(`ALTER TABLE outbox ${drops}ADD CONSTRAINT outbox_status_check CHECK (status IN (${OUTBOX_STATUSES}))`);
+}
+
+/** The columns a resident or contact patch may set, in a fixed order (it names the statement). */
+const RESIDENT_COLUMNS = {
+  name: 'name',
+  birthDate: 'birth_date',
+  timezone: 'timezone',
+  homeLocation: 'home_location',
+  medicalNotes: 'medical_notes',
+} as const satisfies Record<keyof ResidentPatch, string>;
+const CONTACT_COLUMNS = {
+  name: 'name',
+  phone: 'phone',
+  email: 'email',
+  webhookUrl: 'webhook_url',
+  webhookSecret: 'webhook_secret',
+  preferences: 'preferences',
+} as const satisfies Record<keyof ContactPatch, string>;
+
+/**
+ * `UPDATE <table> SET <the patch's columns> WHERE id = $1 RETURNING *`: one statement, so
+ * concurrent patches of different fields both stay. Null when no row has that id.
+ */
+async function updateRow<R extends pg.QueryResultRow>(
+  db: Queryable,
+  table: 'residents' | 'contacts',
+  id: string,
+  set: [column: string, value: unknown][],
+): Promise<R | null> {
+  const { rows } = await db.query<R>({
+    // One named statement per combination of columns, as listAlerts does per filter.
+    name: `vigil_update_${table}_${set.map(([c]) => c).join('_')}`,
+    text: `UPDATE ${table} SET ${set.map(([c], i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1 RETURNING *`,
+    values: [id, ...set.map(([, v]) => v)],
+  });
+  return rows[0] ?? null;
 }
 
 /** Writes the checkpoint if the fence is the lease's current (owner, epoch); else LeaseLostError. */
@@ -484,13 +575,14 @@ export class PostgresStore implements Store {
 
   // residents, devices, contacts
 
-  async createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident> {
+  async createResident(r: Omit<Resident, 'createdAt' | 'medicalNotes'> & { medicalNotes?: string | null }): Promise<Resident> {
     const resident: Resident = {
       id: r.id,
       name: r.name,
       birthDate: r.birthDate,
       timezone: r.timezone,
       homeLocation: r.homeLocation,
+      medicalNotes: r.medicalNotes ?? null,
       createdAt: Date.now(),
     };
     try {
@@ -500,6 +592,7 @@ export class PostgresStore implements Store {
         resident.birthDate,
         resident.timezone,
         json(resident.homeLocation),
+        resident.medicalNotes,
         resident.createdAt,
       ]);
     } catch (err) {
@@ -511,6 +604,16 @@ export class PostgresStore implements Store {
   async getResident(id: string): Promise<Resident | null> {
     const { rows } = await run<ResidentRow>(this.pool, 'getResident', [id]);
     return rows.length ? toResident(rows[0]) : null;
+  }
+
+  async updateResident(id: string, patch: ResidentPatch): Promise<Resident | null> {
+    const given = definedOnly(patch);
+    const set = (Object.keys(RESIDENT_COLUMNS) as (keyof ResidentPatch)[])
+      .filter((k) => given[k] !== undefined)
+      .map((k): [string, unknown] => [RESIDENT_COLUMNS[k], k === 'homeLocation' ? json(given[k]) : given[k]]);
+    if (set.length === 0) return this.getResident(id);
+    const row = await updateRow<ResidentRow>(this.pool, 'residents', id, set);
+    return row ? toResident(row) : null;
   }
 
   async listResidents(opts: { limit?: number; after?: string } = {}): Promise<Resident[]> {
@@ -545,7 +648,7 @@ export class PostgresStore implements Store {
     return (await run<DeviceRow>(this.pool, 'listDevices', [residentId])).rows.map(toDevice);
   }
 
-  async createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact> {
+  async createContact(c: Omit<Contact, 'createdAt' | 'preferences'> & { preferences?: ContactPreferences }): Promise<Contact> {
     const contact: Contact = {
       id: c.id,
       residentId: c.residentId,
@@ -554,6 +657,7 @@ export class PostgresStore implements Store {
       email: c.email,
       webhookUrl: c.webhookUrl,
       webhookSecret: c.webhookSecret,
+      preferences: c.preferences ?? {},
       createdAt: Date.now(),
     };
     try {
@@ -565,6 +669,7 @@ export class PostgresStore implements Store {
         contact.email,
         contact.webhookUrl,
         contact.webhookSecret,
+        JSON.stringify(contact.preferences),
         contact.createdAt,
       ]);
     } catch (err) {
@@ -576,8 +681,28 @@ export class PostgresStore implements Store {
     return contact;
   }
 
+  async getContact(id: string): Promise<Contact | null> {
+    const { rows } = await run<ContactRow>(this.pool, 'getContact', [id]);
+    return rows.length ? toContact(rows[0]) : null;
+  }
+
   async listContacts(residentId: string): Promise<Contact[]> {
     return (await run<ContactRow>(this.pool, 'listContacts', [residentId])).rows.map(toContact);
+  }
+
+  async updateContact(id: string, patch: ContactPatch): Promise<Contact | null> {
+    const given = definedOnly(patch);
+    const set = (Object.keys(CONTACT_COLUMNS) as (keyof ContactPatch)[])
+      .filter((k) => given[k] !== undefined)
+      // preferences is NOT NULL: a null patch clears it to {}, as the SQLite store reads it back.
+      .map((k): [string, unknown] => [CONTACT_COLUMNS[k], k === 'preferences' ? JSON.stringify(given[k] ?? {}) : given[k]]);
+    if (set.length === 0) return this.getContact(id);
+    const row = await updateRow<ContactRow>(this.pool, 'contacts', id, set);
+    return row ? toContact(row) : null;
+  }
+
+  async deleteContact(id: string): Promise<boolean> {
+    return (await run(this.pool, 'deleteContact', [id])).rowCount === 1;
   }
 
   // alerts and outbox
@@ -607,6 +732,22 @@ export class PostgresStore implements Store {
   async acknowledgeAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
     await run(this.pool, 'acknowledgeAlert', [id, at, by, note]);
     return this.getAlert(id);
+  }
+
+  /**
+   * Under the resident's batch lock (see invariant 3): a batch that read the alert as open
+   * has committed its recurrence before, or reads it again as resolved after.
+   */
+  async resolveAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
+    return inTransaction(this.pool, async (client) => {
+      const found = await run<{ resident_id: string }>(client, 'alertResident', [id]);
+      if (!found.rows.length) return null;
+      await run(client, 'lockResidents', [[found.rows[0].resident_id]]);
+      const { rows } = await run<AlertRow>(client, 'resolveAlertBy', [id, at, by, note]);
+      if (rows.length) return toAlert(rows[0]);
+      const current = await run<AlertRow>(client, 'getAlert', [id]);
+      return toAlert(current.rows[0]);
+    });
   }
 
   /**
@@ -657,6 +798,23 @@ export class PostgresStore implements Store {
 
   async listOutbox(alertId: string): Promise<OutboxItem[]> {
     return (await run<OutboxRow>(this.pool, 'listOutbox', [alertId])).rows.map(toOutboxItem);
+  }
+
+  async enqueueOutbox(items: OutboxItem[]): Promise<number> {
+    if (items.length === 0) return 0;
+    return (await run(this.pool, 'insertOutbox', [JSON.stringify(items.map(outboxRecord))])).rowCount ?? 0;
+  }
+
+  async cancelOutbox(alertId: string, reason: string, now: number): Promise<number> {
+    return (await run(this.pool, 'cancelOutbox', [alertId, reason, now])).rowCount ?? 0;
+  }
+
+  async recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null> {
+    const reported = await run<OutboxRow>(this.pool, 'outboxReport', [channel, providerId, status, error, now]);
+    if (reported.rows.length) return toOutboxItem(reported.rows[0]);
+    // Nothing moved: no such row, or one already final; it is returned as it is.
+    const { rows } = await run<OutboxRow>(this.pool, 'outboxByProvider', [channel, providerId]);
+    return rows.length ? toOutboxItem(rows[0]) : null;
   }
 
   // processing

@@ -8,15 +8,8 @@
  * - `X-Vigil-Event: alert.opened`
  */
 import { createHmac } from 'node:crypto';
-import type { OutboxItem } from '../../../store/types.js';
-import type { Channel } from '../../types.js';
-
-export interface WebhookPayload {
-  url: string;
-  secret: string;
-  event: string;
-  body: unknown;
-}
+import type { EscalationPayload } from '../../escalation/escalation-plan.js';
+import { PermanentDeliveryError, type Channel, type Delivery } from '../../types.js';
 
 export const sign = (secret: string, body: string): string => 'sha256=' + createHmac('sha256', secret).update(body).digest('hex');
 
@@ -24,8 +17,10 @@ export class WebhookChannel implements Channel {
   readonly name = 'webhook';
   constructor(private readonly timeoutMs: number) {}
 
-  async send(item: OutboxItem): Promise<{ providerId?: string }> {
-    const { url, secret, event, body } = item.payload as unknown as WebhookPayload;
+  async send({ item }: Delivery): Promise<{ providerId?: string }> {
+    const request = (item.payload as EscalationPayload).webhook;
+    if (!request) throw new PermanentDeliveryError('the row carries no webhook request');
+    const { url, secret, event, body } = request;
     const text = JSON.stringify(body);
     const res = await fetch(url, {
       method: 'POST',
