@@ -21,6 +21,8 @@ import { registerAlertsApi } from './api/alerts-api.js';
 import { registerWarehouseApi, type WarehouseQueries } from './api/warehouse-api.js';
 import { groupsView, registerGroupsApi } from './api/groups-api.js';
 import { registerIngest } from './ingest/http-ingest.js';
+import { registerWebPushApi } from './notify/channels/webpush/webpush-api.js';
+import { vapidKeys } from './notify/channels/webpush/webpush-channel.js';
 import { DeviceAuth } from './ingest/device-auth.js';
 import { DeviceRateLimiter } from './ingest/rate-limit.js';
 import { startMqttIngest } from './ingest/mqtt-ingest.js';
@@ -122,6 +124,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
     closeWarehouse = warehouse.close;
     registerWarehouseApi(app, store, warehouse.queries, admin);
     registerGroupsApi(app, host, admin);
+    registerWebPushApi(app, store, admin, (await vapidKeys(store, config)).publicKey);
     opts.routes?.(app, admin);
   }
   app.get('/healthz', async (_req, reply) => {

@@ -81,7 +81,7 @@ const MIN_SESSION_MS = 160 * 60_000;
  * A wake bout inside a session counts as an awakening from 3 observed minutes. One or two
  * minutes is what a posture change leaves after Cole–Kripke's window smears it; 3 min and
  * more is time spent awake. Our choice (no standard exists: software counts anything from
- * 1 min up), documented in docs/detection-sleep-activity.md.
+ * 1 min up), documented in docs/detection.md (Sleep).
  */
 const AWAKENING_MIN_EPOCHS = 3;
 /** A night runs from local noon to local noon: a session belongs to the date of the evening it began. */

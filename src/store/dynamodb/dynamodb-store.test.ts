@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
 import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storeConformance } from '../testing/conformance.js';
@@ -153,6 +155,80 @@ describe('DynamoDB store (dynalite)', () => {
         expect(await store.commitAlertBatch(batch, outboxFor, checkpointOf(lease, '9'))).toEqual([]);
         expect(await store.getAlert('alr-0')).toMatchObject({ occurrences: 1 });
       } finally {
+        await store.close();
+      }
+    });
+
+    it('lets a person’s resolve free the (resident, type) for a batch under way on another client', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        await a.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+        const lease = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+        await a.commitAlertBatch([raise('alr-1')], outboxFor, checkpointOf(lease, '1'));
+        // The batch first reads alr-1 as the open HR_HIGH alert; b resolves it while outboxFor
+        // runs for the SOS alert, so the rerun must open alr-2 rather than count a recurrence.
+        const created = await a.commitAlertBatch(
+          [raise('alr-sos', 'SOS'), raise('alr-2')],
+          async (alert) => {
+            await b.resolveAlert('alr-1', 'nurse', null, T0 + 5000);
+            return outboxFor(alert);
+          },
+          checkpointOf(lease, '2'),
+        );
+        expect(created.map((x) => x.id).sort()).toEqual(['alr-2', 'alr-sos']);
+        expect(await a.getAlert('alr-1')).toMatchObject({ state: 'resolved', occurrences: 1, acknowledgedBy: 'nurse' });
+        expect(await a.getAlert('alr-2')).toMatchObject({ state: 'open', occurrences: 1 });
+        // alr-2 holds the guard now: a resolve by the detector reaches it.
+        await a.commitAlertBatch([{ kind: 'resolve', residentId: 'res-1', type: 'HR_HIGH', at: T0 + 9000 }], outboxFor, checkpointOf(lease, '3'));
+        expect(await a.getAlert('alr-2')).toMatchObject({ state: 'resolved', resolvedAt: T0 + 9000 });
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('finds a delivery report’s row through its lookup item, on the right channel', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      try {
+        await a.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+        const lease = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+        await a.commitAlertBatch([raise('alr-1')], (alert) => outboxFor(alert).map((o, i) => ({ ...o, channel: i ? 'sms' : 'webhook', id: o.id.replace(/webhook$/, i ? 'sms' : 'webhook') })), checkpointOf(lease));
+        const [x, y] = await a.claimOutbox(T0, 2);
+        // Two providers that happen to use the same id: the channel tells the rows apart.
+        await a.completeOutbox(x.id, { ok: true, providerId: 'P1' }, T0 + 100);
+        await a.completeOutbox(y.id, { ok: true, providerId: 'P1' }, T0 + 100);
+        expect(await b.recordDelivery(y.channel, 'P1', 'delivered', null, T0 + 200)).toMatchObject({ id: y.id, status: 'delivered' });
+        expect(await b.recordDelivery(x.channel, 'P1', 'failed', 'bounced', T0 + 300)).toMatchObject({ id: x.id, status: 'failed', lastError: 'bounced' });
+        // A row sent without a provider id has no lookup item; a failed send writes none either.
+        expect(await b.recordDelivery('sms', 'P2', 'delivered', null, T0 + 300)).toBeNull();
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    });
+
+    it('reads residents and contacts written before medical notes and preferences existed', async () => {
+      const store = await open();
+      const raw = DynamoDBDocumentClient.from(new DynamoDBClient({ region: 'us-east-1', endpoint: proxy.endpoint, credentials }));
+      try {
+        // The items exactly as the previous version of the store wrote them.
+        const put = (Item: Record<string, unknown>) => raw.send(new PutCommand({ TableName: table, Item }));
+        await put({ pk: 'RESIDENT#res-1', sk: 'RESIDENT', id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: '{"lat":1,"lon":2}', createdAt: T0, g1pk: 'RESIDENTS', g1sk: 'res-1' });
+        const contact = { id: 'con-a', residentId: 'res-1', name: 'Son', phone: '+15550100', email: null, webhookUrl: null, webhookSecret: null, createdAt: T0 };
+        await put({ pk: 'CONTACT#con-a', sk: 'CONTACT', ...contact });
+        await put({ pk: 'RESIDENT#res-1', sk: 'CONTACT#con-a', ...contact });
+
+        expect(await store.getResident('res-1')).toEqual({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: { lat: 1, lon: 2 }, medicalNotes: null, createdAt: T0 });
+        expect(await store.listResidents()).toMatchObject([{ id: 'res-1', medicalNotes: null }]);
+        expect(await store.getContact('con-a')).toEqual({ ...contact, preferences: {} });
+        expect(await store.listContacts('res-1')).toEqual([{ ...contact, preferences: {} }]);
+
+        expect(await store.updateResident('res-1', { medicalNotes: 'penicillin allergy' })).toMatchObject({ name: 'Ada', medicalNotes: 'penicillin allergy' });
+        const updated = { ...contact, phone: '+15550199', preferences: { priority: 2 } };
+        expect(await store.updateContact('con-a', { phone: '+15550199', preferences: { priority: 2 } })).toEqual(updated);
+        expect(await store.listContacts('res-1')).toEqual([updated]); // the resident's copy too
+        expect(await store.deleteContact('con-a')).toBe(true);
+        expect(await store.listContacts('res-1')).toEqual([]);
+      } finally {
+        raw.destroy();
         await store.close();
       }
     });

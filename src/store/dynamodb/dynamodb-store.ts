@@ -16,9 +16,16 @@
  *    and deleted on resolve, in the same transaction as the alert. Alert items carry a
  *    version `ver`; every rewrite is conditional on the version read, so concurrent batches
  *    (two partitions, one resident) are serialized optimistically: the loser re-reads.
- * 4. Outbox rows are put with `attribute_not_exists` in the transaction that creates their
- *    alert, so a notification is queued at most once. Claims are conditional updates
- *    queued → sending; 'sent' and 'failed' are final.
+ * 3a. A person's resolve (`resolveAlert`) rewrites the alert under its version and deletes
+ *    the marker naming it in one transaction, as a batch's resolve does.
+ * 4. Outbox rows are put with `attribute_not_exists` (in the transaction that creates their
+ *    alert, or one by one by `enqueueOutbox`), so a notification is queued at most once.
+ *    Claims and cancels are conditional updates of `queued` rows; 'delivered', 'failed' and
+ *    'cancelled' are final, 'sent' moves only on the provider's report. The row a report
+ *    names is found through a lookup item `PROVIDER#<providerId>` / `OUTBOX#<id>`, put in
+ *    the same transaction that records the provider id (strongly consistent, unlike a GSI).
+ * 4a. The resident and contact copies of a contact (`CONTACT#<id>` and
+ *    `RESIDENT#<r>` / `CONTACT#<id>`) are updated and deleted together, in one transaction.
  * 5. Leases: one conditional write (compare-and-set on the owner, epoch and expiry read),
  *    raising the epoch on owner change. A checkpoint is written in a `TransactWriteItems`
  *    whose first action is a `ConditionCheck` of the lease's (owner, epoch); the alert batch
@@ -26,7 +33,7 @@
  *    allows 100 actions in one) is split; each part carries the lease check and the
  *    checkpoint goes in the last part, so a stale fence still never moves the checkpoint,
  *    but such a batch is not all-or-nothing (see the docs: it is replayed idempotently).
- * 6. JSON values (homeLocation, evidence, payload, snapshot) are stored as JSON strings:
+ * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot) are stored as JSON strings:
  *    exact round trips, and no DynamoDB type restrictions on their contents. Times are epoch
  *    milliseconds (numbers); sort keys embed them zero-padded so string order is time order.
  */
@@ -52,6 +59,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { VigilError } from '../../core/errors.js';
+import { definedOnly } from '../store-rows.js';
 import {
   LeaseLostError,
   type Alert,
@@ -59,11 +67,14 @@ import {
   type AlertFilter,
   type Checkpoint,
   type Contact,
+  type ContactPatch,
+  type ContactPreferences,
   type Device,
   type Fence,
   type Lease,
   type OutboxItem,
   type Resident,
+  type ResidentPatch,
   type Severity,
   type Store,
 } from '../types.js';
@@ -99,6 +110,8 @@ const key = {
   alert: (id: string) => ({ pk: `ALERT#${id}`, sk: 'ALERT' }),
   unresolved: (rid: string, type: string) => ({ pk: `RESIDENT#${rid}`, sk: `UNRESOLVED#${type}` }),
   outbox: (id: string) => ({ pk: `OUTBOX#${id}`, sk: 'OUTBOX' }),
+  /** Written when a row is sent with a provider id; the channel is matched on the row itself. */
+  providerLink: (providerId: string, outboxId: string) => ({ pk: `PROVIDER#${providerId}`, sk: `OUTBOX#${outboxId}` }),
   lease: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `LEASE#${pad(partition, 10)}` }),
   checkpoint: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `CHECKPOINT#${pad(partition, 10)}` }),
 };
@@ -123,6 +136,7 @@ const residentItem = (r: Resident): Item => ({
   birthDate: r.birthDate,
   timezone: r.timezone,
   homeLocation: json(r.homeLocation),
+  medicalNotes: r.medicalNotes,
   createdAt: r.createdAt,
   g1pk: 'RESIDENTS',
   g1sk: r.id,
@@ -133,6 +147,8 @@ const toResident = (i: Item): Resident => ({
   birthDate: i.birthDate ?? null,
   timezone: i.timezone,
   homeLocation: parse(i.homeLocation),
+  // Absent on items written before medical notes existed.
+  medicalNotes: i.medicalNotes ?? null,
   createdAt: i.createdAt,
 });
 const toDevice = (i: Item): Device => ({ deviceId: i.deviceId, residentId: i.residentId, createdAt: i.createdAt });
@@ -144,8 +160,45 @@ const toContact = (i: Item): Contact => ({
   email: i.email ?? null,
   webhookUrl: i.webhookUrl ?? null,
   webhookSecret: i.webhookSecret ?? null,
+  // Absent on items written before preferences existed.
+  preferences: parse<ContactPreferences | null>(i.preferences) ?? {},
   createdAt: i.createdAt,
 });
+/** The attributes of both copies of a contact (its own item and the one under its resident). */
+const contactAttributes = (c: Contact): Item => ({ ...c, preferences: JSON.stringify(c.preferences) });
+
+/**
+ * How each field a patch may set is stored (JSON values as strings, the rest as they are).
+ * A `Record` over the patch's keys, so a field added to the patch type must be added here.
+ */
+const RESIDENT_PATCH: Record<keyof ResidentPatch, (v: unknown) => unknown> = {
+  name: (v) => v,
+  birthDate: (v) => v,
+  timezone: (v) => v,
+  homeLocation: json,
+  medicalNotes: (v) => v,
+};
+const CONTACT_PATCH: Record<keyof ContactPatch, (v: unknown) => unknown> = {
+  name: (v) => v,
+  phone: (v) => v,
+  email: (v) => v,
+  webhookUrl: (v) => v,
+  webhookSecret: (v) => v,
+  // Never null in a Contact: a null patch clears it to {}.
+  preferences: (v) => JSON.stringify(v ?? {}),
+};
+
+/** `SET #a = :a, …` for the fields a patch gives (undefined: left alone, null: cleared); null when it gives none. */
+function patchUpdate(fields: Record<string, (v: unknown) => unknown>, patch: object) {
+  const given = definedOnly(patch as Record<string, unknown>);
+  const set = Object.keys(fields).filter((k) => given[k] !== undefined);
+  if (set.length === 0) return null;
+  return {
+    UpdateExpression: 'SET ' + set.map((k) => `#${k} = :${k}`).join(', '),
+    ExpressionAttributeNames: names(...set),
+    ExpressionAttributeValues: Object.fromEntries(set.map((k) => [`:${k}`, fields[k](given[k])])),
+  };
+}
 
 function alertItem(a: Alert, ver: number): Item {
   const order = alertOrder(a);
@@ -420,13 +473,14 @@ export class DynamoDbStore implements Store {
 
   // residents, devices, contacts
 
-  async createResident(r: Omit<Resident, 'createdAt'>): Promise<Resident> {
+  async createResident(r: Omit<Resident, 'createdAt' | 'medicalNotes'> & { medicalNotes?: string | null }): Promise<Resident> {
     const resident: Resident = {
       id: r.id,
       name: r.name,
       birthDate: r.birthDate,
       timezone: r.timezone,
       homeLocation: r.homeLocation,
+      medicalNotes: r.medicalNotes ?? null,
       createdAt: Date.now(),
     };
     try {
@@ -443,6 +497,21 @@ export class DynamoDbStore implements Store {
   async getResident(id: string): Promise<Resident | null> {
     const item = await this.get(key.resident(id));
     return item ? toResident(item) : null;
+  }
+
+  /** One `UpdateItem` of the given fields, so concurrent patches of different fields both stay. */
+  async updateResident(id: string, patch: ResidentPatch): Promise<Resident | null> {
+    const update = patchUpdate(RESIDENT_PATCH, patch);
+    if (!update) return this.getResident(id);
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({ TableName: this.table, Key: key.resident(id), ConditionExpression: 'attribute_exists(pk)', ...update, ReturnValues: 'ALL_NEW' }),
+      );
+      return toResident(Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return null;
+      throw err;
+    }
   }
 
   /** Through gsi1 (eventually consistent): a resident created a moment ago may be missing. */
@@ -500,7 +569,7 @@ export class DynamoDbStore implements Store {
     return items.map(toDevice).sort((a, b) => a.createdAt - b.createdAt || cmp(a.deviceId, b.deviceId));
   }
 
-  async createContact(c: Omit<Contact, 'createdAt'>): Promise<Contact> {
+  async createContact(c: Omit<Contact, 'createdAt' | 'preferences'> & { preferences?: ContactPreferences }): Promise<Contact> {
     const contact: Contact = {
       id: c.id,
       residentId: c.residentId,
@@ -509,13 +578,15 @@ export class DynamoDbStore implements Store {
       email: c.email,
       webhookUrl: c.webhookUrl,
       webhookSecret: c.webhookSecret,
+      preferences: c.preferences ?? {},
       createdAt: Date.now(),
     };
+    const attributes = contactAttributes(contact);
     try {
       await this.transact([
-        { Put: { TableName: this.table, Item: { ...key.contact(c.id), ...contact }, ConditionExpression: 'attribute_not_exists(pk)' } },
+        { Put: { TableName: this.table, Item: { ...key.contact(c.id), ...attributes }, ConditionExpression: 'attribute_not_exists(pk)' } },
         { ConditionCheck: { TableName: this.table, Key: key.resident(c.residentId), ConditionExpression: 'attribute_exists(pk)' } },
-        { Put: { TableName: this.table, Item: { ...key.residentContact(c.residentId, c.id), ...contact } } },
+        { Put: { TableName: this.table, Item: { ...key.residentContact(c.residentId, c.id), ...attributes } } },
       ]);
     } catch (err) {
       const codes = cancellationCodes(err);
@@ -526,6 +597,11 @@ export class DynamoDbStore implements Store {
     return contact;
   }
 
+  async getContact(id: string): Promise<Contact | null> {
+    const item = await this.get(key.contact(id));
+    return item ? toContact(item) : null;
+  }
+
   async listContacts(residentId: string): Promise<Contact[]> {
     const items = await this.query({
       KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
@@ -533,6 +609,44 @@ export class DynamoDbStore implements Store {
       ConsistentRead: true,
     });
     return items.map(toContact).sort((a, b) => a.createdAt - b.createdAt || cmp(a.id, b.id));
+  }
+
+  /**
+   * The same `UpdateItem` on both copies in one transaction, each conditioned on existing
+   * (a contact deleted meanwhile → null), then the contact as stored, read back.
+   */
+  async updateContact(id: string, patch: ContactPatch): Promise<Contact | null> {
+    const current = await this.get(key.contact(id));
+    if (!current) return null;
+    const update = patchUpdate(CONTACT_PATCH, patch);
+    if (!update) return toContact(current);
+    const both = { TableName: this.table, ConditionExpression: 'attribute_exists(pk)', ...update };
+    try {
+      await this.transactRetryingConflicts([
+        { Update: { ...both, Key: key.contact(id) } },
+        { Update: { ...both, Key: key.residentContact(current.residentId, id) } },
+      ]);
+    } catch (err) {
+      if (cancellationCodes(err)?.includes('ConditionalCheckFailed')) return null;
+      throw err;
+    }
+    return this.getContact(id);
+  }
+
+  /** Both copies in one transaction; the contact's outbox rows stay. */
+  async deleteContact(id: string): Promise<boolean> {
+    const current = await this.get(key.contact(id));
+    if (!current) return false;
+    try {
+      await this.transactRetryingConflicts([
+        { Delete: { TableName: this.table, Key: key.contact(id), ConditionExpression: 'attribute_exists(pk)' } },
+        { Delete: { TableName: this.table, Key: key.residentContact(current.residentId, id) } },
+      ]);
+      return true;
+    } catch (err) {
+      if (cancellationCodes(err)?.[0] === 'ConditionalCheckFailed') return false; // deleted meanwhile
+      throw err;
+    }
   }
 
   // alerts and outbox
@@ -617,6 +731,61 @@ export class DynamoDbStore implements Store {
       if (!isConditionFailure(err)) throw err;
     }
     return this.getAlert(id);
+  }
+
+  /**
+   * Like a batch's resolve: the alert is rewritten conditioned on the version read, and the
+   * unresolved marker naming it is deleted (conditioned on still naming it) in the same
+   * transaction, so a new alert of that (resident, type) can open, and a concurrent batch
+   * that read the alert as open fails its own version condition and re-reads. A concurrent
+   * change (batch, acknowledgement) makes this re-read and re-apply.
+   */
+  async resolveAlert(id: string, by: string, note: string | null, at: number): Promise<Alert | null> {
+    for (let round = 0; ; round++) {
+      const item = await this.get(key.alert(id));
+      if (!item) return null;
+      const alert = toAlert(item);
+      if (alert.state === 'resolved') return alert;
+      const resolved: Alert = {
+        ...alert,
+        state: 'resolved',
+        resolvedAt: at,
+        acknowledgedAt: alert.acknowledgedAt ?? at,
+        acknowledgedBy: alert.acknowledgedBy ?? by,
+        ackNote: note ?? alert.ackNote,
+      };
+      const unresolvedKey = key.unresolved(alert.residentId, alert.type);
+      const marker = await this.get(unresolvedKey);
+      const items: TransactItem[] = [
+        {
+          Put: {
+            TableName: this.table,
+            Item: alertItem(resolved, item.ver + 1),
+            ConditionExpression: '#ver = :ver',
+            ExpressionAttributeNames: names('ver'),
+            ExpressionAttributeValues: { ':ver': item.ver },
+          },
+        },
+      ];
+      if (marker?.alertId === id) {
+        items.push({
+          Delete: {
+            TableName: this.table,
+            Key: unresolvedKey,
+            ConditionExpression: '#alertId = :id',
+            ExpressionAttributeNames: names('alertId'),
+            ExpressionAttributeValues: { ':id': id },
+          },
+        });
+      }
+      try {
+        await this.transactRetryingConflicts(items);
+        return resolved;
+      } catch (err) {
+        if (!cancellationCodes(err)?.includes('ConditionalCheckFailed') || round >= 50) throw err;
+        await new Promise((r) => setTimeout(r, Math.random() * Math.min(5 * 2 ** Math.min(round, 6), 200)));
+      }
+    }
   }
 
   /**
@@ -896,18 +1065,27 @@ export class DynamoDbStore implements Store {
       };
       attrs.push('nextAttemptAt', 'lastError');
     }
+    const row = {
+      TableName: this.table,
+      Key: key.outbox(id),
+      // Only a row being sent can complete, so a late report never reopens a final row.
+      ConditionExpression: '#status = :sendingState',
+      UpdateExpression: update,
+      ExpressionAttributeNames: names(...attrs),
+      ExpressionAttributeValues: { ...values, ':sendingState': 'sending' },
+    };
+    if (result.ok && result.providerId !== undefined) {
+      // The provider id and its lookup item (recordDelivery finds the row through it) together.
+      const link = { ...key.providerLink(result.providerId, id), providerId: result.providerId, outboxId: id, createdAt: now };
+      try {
+        await this.transactRetryingConflicts([{ Update: row }, { Put: { TableName: this.table, Item: link } }]);
+      } catch (err) {
+        if (cancellationCodes(err)?.[0] !== 'ConditionalCheckFailed') throw err;
+      }
+      return;
+    }
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.table,
-          Key: key.outbox(id),
-          // Only a row being sent can complete, so a late report never reopens a final row.
-          ConditionExpression: '#status = :sendingState',
-          UpdateExpression: update,
-          ExpressionAttributeNames: names(...attrs),
-          ExpressionAttributeValues: { ...values, ':sendingState': 'sending' },
-        }),
-      );
+      await this.doc.send(new UpdateCommand(row));
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
     }
@@ -949,8 +1127,106 @@ export class DynamoDbStore implements Store {
 
   /** Through gsi2 (eventually consistent), sorted by creation time, step, contact and channel. */
   async listOutbox(alertId: string): Promise<OutboxItem[]> {
-    const items = await this.query({ IndexName: 'gsi2', KeyConditionExpression: 'g2pk = :p', ExpressionAttributeValues: { ':p': `OUTBOX#${alertId}` } });
-    return items.map(toOutbox).sort(outboxOrder);
+    return (await this.alertOutbox(alertId)).map(toOutbox).sort(outboxOrder);
+  }
+
+  private alertOutbox(alertId: string): Promise<Item[]> {
+    return this.query({ IndexName: 'gsi2', KeyConditionExpression: 'g2pk = :p', ExpressionAttributeValues: { ':p': `OUTBOX#${alertId}` } });
+  }
+
+  /** One conditional `PutItem` per row (`attribute_not_exists`), so a row already there stays as it is. */
+  async enqueueOutbox(items: OutboxItem[]): Promise<number> {
+    const rows = new Map<string, OutboxItem>();
+    for (const o of items) if (!rows.has(o.id)) rows.set(o.id, o); // the first of an id wins
+    const put = async (o: OutboxItem): Promise<number> => {
+      try {
+        await this.doc.send(new PutCommand({ TableName: this.table, Item: outboxItem(o), ConditionExpression: 'attribute_not_exists(pk)' }));
+        return 1;
+      } catch (err) {
+        if (isConditionFailure(err)) return 0;
+        throw err;
+      }
+    };
+    const done = await Promise.all([...rows.values()].map(put));
+    return done.reduce<number>((a, b) => a + b, 0);
+  }
+
+  /**
+   * The alert's rows through gsi2 (eventually consistent), then per row a conditional update
+   * queued → cancelled (leaving gsi3, so no claim finds it). A row the index shows in a final
+   * state is final (those never change back); one it shows queued or sending is tried, and
+   * its condition decides. A row put a moment ago may not be in the index yet: see the docs.
+   */
+  async cancelOutbox(alertId: string, reason: string, now: number): Promise<number> {
+    const open = (await this.alertOutbox(alertId)).filter((row) => row.status === 'queued' || row.status === 'sending');
+    const done = await Promise.all(
+      open.map(async (row) => {
+        try {
+          await this.doc.send(
+            new UpdateCommand({
+              TableName: this.table,
+              Key: key.outbox(row.id),
+              ConditionExpression: '#status = :queued',
+              UpdateExpression: 'SET #status = :cancelled, #lastError = :reason, #updatedAt = :now REMOVE #g3pk, #g3sk',
+              ExpressionAttributeNames: names('status', 'lastError', 'updatedAt', 'g3pk', 'g3sk'),
+              ExpressionAttributeValues: { ':queued': 'queued', ':cancelled': 'cancelled', ':reason': reason, ':now': now },
+            }),
+          );
+          return 1;
+        } catch (err) {
+          if (isConditionFailure(err)) return 0;
+          throw err;
+        }
+      }),
+    );
+    return done.reduce<number>((a, b) => a + b, 0);
+  }
+
+  /**
+   * The lookup items `PROVIDER#<providerId>` (a consistent Query: one item per row sent with
+   * that id, usually one) name the rows; the first of them (by creation, id) on `channel` is
+   * updated, conditioned on being `sent`/`sending` with that provider id and channel. A row
+   * that is already final is returned as it is.
+   */
+  async recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null> {
+    const links = await this.query({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': `PROVIDER#${providerId}`, ':prefix': 'OUTBOX#' },
+      ConsistentRead: true,
+    });
+    if (links.length === 0) return null;
+    const row = (await this.getMany(links.map((l) => key.outbox(l.outboxId))))
+      .map(toOutbox)
+      .filter((o) => o.channel === channel && o.providerId === providerId)
+      .sort((a, b) => a.createdAt - b.createdAt || cmp(a.id, b.id))[0];
+    if (!row) return null;
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key.outbox(row.id),
+          // A report only moves a row the provider took; `delivered` is final, a later `failed` does not undo it.
+          ConditionExpression: '#status IN (:sent, :sending) AND #channel = :channel AND #providerId = :providerId',
+          UpdateExpression: 'SET #status = :status, #lastError = :error, #updatedAt = :now',
+          ExpressionAttributeNames: names('status', 'channel', 'providerId', 'lastError', 'updatedAt'),
+          ExpressionAttributeValues: {
+            ':sent': 'sent',
+            ':sending': 'sending',
+            ':channel': channel,
+            ':providerId': providerId,
+            ':status': status,
+            ':error': error,
+            ':now': now,
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toOutbox(Attributes!);
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      const current = await this.get(key.outbox(row.id));
+      return current ? toOutbox(current) : null;
+    }
   }
 
   // processing

@@ -189,7 +189,103 @@ describe.skipIf(!up)('PostgreSQL store', () => {
     it('refuses a schema newer than it knows', async () => {
       await (await PostgresStore.open(url)).close();
       await admin.query(`UPDATE ${schema}.schema_version SET version = version + 1`);
-      await expect(PostgresStore.open(url)).rejects.toThrow(/schema in PostgreSQL is version 2/);
+      await expect(PostgresStore.open(url)).rejects.toThrow(/schema in PostgreSQL is version 3/);
+    });
+  });
+
+  describe('migration from schema 1', () => {
+    it('adds the new columns, widens the outbox statuses and indexes provider ids, keeping the data', async () => {
+      // The tables exactly as the schema-1 store created them, with a row in each.
+      const client = new pg.Client({ connectionString: url });
+      await client.connect();
+      try {
+        await client.query(V1_SCHEMA);
+        await client.query('CREATE TABLE schema_version (version integer NOT NULL); INSERT INTO schema_version VALUES (1)');
+        await client.query(`INSERT INTO residents VALUES ('res-1', 'Ada', '1941-03-02', 'UTC', '{"lat":1,"lon":2}', ${T0})`);
+        await client.query(`INSERT INTO contacts VALUES ('con-a', 'res-1', 'Son', '+15550100', NULL, NULL, NULL, ${T0})`);
+        await client.query(`INSERT INTO alerts VALUES ('alr-1', 'res-1', 'band-1', 'HR_HIGH', 'high', 'open', ${T0}, ${T0}, NULL,
+          NULL, NULL, NULL, NULL, ${T0}, 1, '{"hr":150}')`);
+        await client.query(`INSERT INTO outbox VALUES
+          ('alr-1:0:con-a:sms', 'alr-1', 0, 'con-a', 'sms', '{"to":"+15550100"}', 'sent', 1, ${T0}, NULL, 'SM1', ${T0}, ${T0}),
+          ('alr-1:1:con-a:sms', 'alr-1', 1, 'con-a', 'sms', '{"to":"+15550100"}', 'queued', 0, ${T0 + 60_000}, NULL, NULL, ${T0}, ${T0})`);
+      } finally {
+        await client.end();
+      }
+
+      // Two processes upgrading at once: the schema lock lets one migrate, the other finds version 2.
+      const [store, other] = await Promise.all([PostgresStore.open(url), PostgresStore.open(url)]);
+      await other.close();
+      try {
+        expect((await admin.query(`SELECT version FROM ${schema}.schema_version`)).rows).toEqual([{ version: 2 }]);
+        expect(await store.getResident('res-1')).toEqual({
+          id: 'res-1',
+          name: 'Ada',
+          birthDate: '1941-03-02',
+          timezone: 'UTC',
+          homeLocation: { lat: 1, lon: 2 },
+          medicalNotes: null,
+          createdAt: T0,
+        });
+        expect(await store.getContact('con-a')).toMatchObject({ name: 'Son', phone: '+15550100', preferences: {} });
+        expect(await store.updateResident('res-1', { medicalNotes: 'penicillin allergy' })).toMatchObject({ name: 'Ada', medicalNotes: 'penicillin allergy' });
+        expect(await store.updateContact('con-a', { preferences: { priority: 2 } })).toMatchObject({ phone: '+15550100', preferences: { priority: 2 } });
+
+        // The new statuses pass the replaced CHECK; a row sent before the upgrade takes its report.
+        expect(await store.recordDelivery('sms', 'SM1', 'delivered', null, T0 + 1000)).toMatchObject({ id: 'alr-1:0:con-a:sms', status: 'delivered' });
+        expect(await store.cancelOutbox('alr-1', 'acknowledged', T0 + 2000)).toBe(1);
+        expect((await store.listOutbox('alr-1')).map((o) => o.status)).toEqual(['delivered', 'cancelled']);
+        await expect(admin.query(`UPDATE ${schema}.outbox SET status = 'lost'`)).rejects.toThrow(/outbox_status_check/);
+
+        const checks = await admin.query<{ name: string }>(
+          `SELECT conname AS name FROM pg_constraint WHERE conrelid = '${schema}.outbox'::regclass AND contype = 'c' ORDER BY conname`,
+        );
+        expect(checks.rows.map((r) => r.name)).toEqual(['outbox_check', 'outbox_status_check']);
+        const indexes = await admin.query('SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [schema, 'outbox_provider']);
+        expect(indexes.rows).toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+
+      // Reopening a version-2 schema changes nothing.
+      const again = await PostgresStore.open(url);
+      try {
+        expect(await again.getResident('res-1')).toMatchObject({ medicalNotes: 'penicillin allergy' });
+      } finally {
+        await again.close();
+      }
+
+      // The migrated schema is the one a fresh store creates: columns, constraints, indexes.
+      const fresh = uniqueName('vigil_test');
+      await admin.query(`CREATE SCHEMA ${fresh}`);
+      try {
+        await (await PostgresStore.open(urlFor('test', fresh))).close();
+        const shape = async (s: string) => ({
+          columns: (
+            await admin.query(
+              `SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name
+               FROM information_schema.columns WHERE table_schema = $1 ORDER BY table_name, column_name`,
+              [s],
+            )
+          ).rows,
+          constraints: (
+            await admin.query(
+              `SELECT r.relname, c.conname, replace(pg_get_constraintdef(c.oid), $1, 'S') AS def FROM pg_constraint AS c
+               JOIN pg_class AS r ON r.oid = c.conrelid JOIN pg_namespace AS n ON n.oid = r.relnamespace
+               WHERE n.nspname = $2 ORDER BY r.relname, c.conname`,
+              [`${s}.`, s],
+            )
+          ).rows,
+          indexes: (
+            await admin.query('SELECT indexname, replace(indexdef, $1, \'S\') AS def FROM pg_indexes WHERE schemaname = $2 ORDER BY indexname', [
+              `${s}.`,
+              s,
+            ])
+          ).rows,
+        });
+        expect(await shape(schema)).toEqual(await shape(fresh));
+      } finally {
+        await admin.query(`DROP SCHEMA ${fresh} CASCADE`);
+      }
     });
   });
 
@@ -212,3 +308,89 @@ describe.skipIf(!up)('PostgreSQL store', () => {
     }
   });
 });
+
+/** The tables of store schema 1, as its PostgresStore created them. */
+const V1_SCHEMA = `
+CREATE TABLE IF NOT EXISTS settings (key text COLLATE "C" PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS residents (
+  id            text COLLATE "C" PRIMARY KEY,
+  name          text NOT NULL,
+  birth_date    text,
+  timezone      text NOT NULL,
+  home_location jsonb,
+  created_at    bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+  device_id   text COLLATE "C" PRIMARY KEY,
+  resident_id text COLLATE "C" NOT NULL REFERENCES residents(id),
+  token_hash  text COLLATE "C" NOT NULL,
+  created_at  bigint NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS devices_token_hash ON devices(token_hash);
+CREATE INDEX IF NOT EXISTS devices_resident ON devices(resident_id);
+CREATE TABLE IF NOT EXISTS contacts (
+  id             text COLLATE "C" PRIMARY KEY,
+  resident_id    text COLLATE "C" NOT NULL REFERENCES residents(id),
+  name           text NOT NULL,
+  phone          text,
+  email          text,
+  webhook_url    text,
+  webhook_secret text,
+  created_at     bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS contacts_resident ON contacts(resident_id);
+CREATE TABLE IF NOT EXISTS alerts (
+  id              text COLLATE "C" PRIMARY KEY,
+  resident_id     text COLLATE "C" NOT NULL,
+  device_id       text COLLATE "C" NOT NULL,
+  type            text COLLATE "C" NOT NULL,
+  severity        text NOT NULL CHECK (severity IN ('critical', 'high', 'medium', 'low')),
+  state           text NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+  opened_at       bigint NOT NULL,
+  detected_at     bigint NOT NULL,
+  delay_ms        bigint,
+  acknowledged_at bigint,
+  acknowledged_by text,
+  ack_note        text,
+  resolved_at     bigint,
+  last_seen_at    bigint NOT NULL,
+  occurrences     integer NOT NULL,
+  evidence        jsonb NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_unresolved ON alerts(resident_id, type) WHERE state <> 'resolved';
+CREATE INDEX IF NOT EXISTS alerts_opened ON alerts(opened_at, id);
+CREATE INDEX IF NOT EXISTS alerts_resident_opened ON alerts(resident_id, opened_at, id);
+CREATE TABLE IF NOT EXISTS outbox (
+  id              text COLLATE "C" PRIMARY KEY CHECK (id = alert_id || ':' || step || ':' || contact_id || ':' || channel),
+  alert_id        text COLLATE "C" NOT NULL REFERENCES alerts(id),
+  step            integer NOT NULL,
+  contact_id      text COLLATE "C" NOT NULL,
+  channel         text COLLATE "C" NOT NULL,
+  payload         jsonb NOT NULL,
+  status          text NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+  attempts        integer NOT NULL,
+  next_attempt_at bigint NOT NULL,
+  last_error      text,
+  provider_id     text,
+  created_at      bigint NOT NULL,
+  updated_at      bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(next_attempt_at, created_at, id) WHERE status = 'queued';
+CREATE INDEX IF NOT EXISTS outbox_alert ON outbox(alert_id);
+CREATE TABLE IF NOT EXISTS leases (
+  grp        text COLLATE "C" NOT NULL,
+  part       integer NOT NULL,
+  owner      text NOT NULL,
+  epoch      bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (grp, part)
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+  grp        text COLLATE "C" NOT NULL,
+  part       integer NOT NULL,
+  sequence   text,
+  snapshot   jsonb,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (grp, part)
+);
+`;

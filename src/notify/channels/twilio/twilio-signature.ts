@@ -35,23 +35,15 @@ export function twilioSignature(authToken: string, url: string, params: FormPara
   return hmac.digest('base64');
 }
 
-/** The URL with its scheme's default port written out, and without it. */
+/** The URL as given, and with its scheme's default port written out or removed. */
 function portVariants(url: string): string[] {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return [url];
-  }
-  const defaultPort = parsed.protocol === 'https:' ? '443' : parsed.protocol === 'http:' ? '80' : null;
-  if (!defaultPort) return [url];
-  // Rebuild around the authority only, so the path and query stay byte for byte as received.
-  const authority = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*)(.*)$/is.exec(url);
-  if (!authority) return [url];
-  const [, scheme, host, rest] = authority;
-  const bare = host.replace(new RegExp(`:${defaultPort}$`), '');
-  const other = host === bare ? `${host}:${defaultPort}` : bare;
-  return [url, scheme + other + rest];
+  // Only the authority changes, so the path and query stay byte for byte as received.
+  const m = /^(https?):\/\/([^/?#]*)(.*)$/is.exec(url);
+  if (!m) return [url];
+  const [, scheme, host, rest] = m;
+  const port = scheme.toLowerCase() === 'https' ? ':443' : ':80';
+  const other = host.endsWith(port) ? host.slice(0, -port.length) : /:\d+$/.test(host) ? null : host + port;
+  return other === null ? [url] : [url, `${scheme}://${other}${rest}`];
 }
 
 /** Whether `signature` (the header, possibly absent) is Twilio's for this URL and these params. */

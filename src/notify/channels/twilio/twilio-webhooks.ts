@@ -92,7 +92,7 @@ export function registerTwilioWebhooks(app: FastifyInstance, opts: TwilioWebhook
   const { acks } = opts;
 
   app.register(async (scope) => {
-    // This scope takes forms only (what Twilio posts); the parsers of the parent are not inherited.
+    // This scope takes forms only (what Twilio posts): the app's JSON parser, inherited, is removed here.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
       done(null, new URLSearchParams(body as string));
@@ -101,8 +101,11 @@ export function registerTwilioWebhooks(app: FastifyInstance, opts: TwilioWebhook
     scope.addHook('preHandler', async (req) => {
       const header = req.headers[SIGNATURE_HEADER];
       const signature = typeof header === 'string' ? header : undefined;
-      if (!validateTwilioSignature(opts.authToken, signature, base + req.url, formOf(req)))
+      if (!validateTwilioSignature(opts.authToken, signature, base + req.url, formOf(req))) {
+        // Every callback failing this way usually means notify.publicUrl is not the URL Twilio calls.
+        req.log.warn({ signedUrl: base + req.url, signature: Boolean(signature) }, 'twilio webhook refused: bad signature');
         throw new VigilError('FORBIDDEN', signature ? 'X-Twilio-Signature does not match this request' : 'missing X-Twilio-Signature');
+      }
     });
 
     scope.post('/v1/providers/twilio/sms', async (req, reply) => {

@@ -39,7 +39,7 @@ export function decryptAes128gcm(body: Buffer, browser: Pick<Browser, 'ecdh' | '
   if (record.length > rs) throw new Error('more than one record');
   const secret = browser.ecdh.computeSecret(senderPublic);
   const keyInfo = Buffer.concat([Buffer.from('WebPush: info\0'), browser.ecdh.getPublicKey(), senderPublic]);
-  const ikm = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(16), keyInfo, 32));
+  const ikm = Buffer.from(hkdfSync('sha256', secret, browser.auth, keyInfo, 32));
   const cek = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: aes128gcm\0'), 16));
   const nonce = Buffer.from(hkdfSync('sha256', ikm, salt, Buffer.from('Content-Encoding: nonce\0'), 12));
   const decipher = createDecipheriv('aes-128-gcm', cek, nonce);
