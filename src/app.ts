@@ -23,6 +23,9 @@ import { groupsView, registerGroupsApi } from './api/groups-api.js';
 import { registerIngest } from './ingest/http-ingest.js';
 import { registerWebPushApi } from './notify/channels/webpush/webpush-api.js';
 import { vapidKeys } from './notify/channels/webpush/webpush-channel.js';
+import { publicBaseUrl } from './notify/channels/twilio/twilio-channels.js';
+import { registerTwilioWebhooks } from './notify/channels/twilio/twilio-webhooks.js';
+import { StoreAcknowledgements } from './notify/acknowledgements.js';
 import { DeviceAuth } from './ingest/device-auth.js';
 import { DeviceRateLimiter } from './ingest/rate-limit.js';
 import { startMqttIngest } from './ingest/mqtt-ingest.js';
@@ -125,6 +128,9 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
     registerWarehouseApi(app, store, warehouse.queries, admin);
     registerGroupsApi(app, host, admin);
     registerWebPushApi(app, store, admin, (await vapidKeys(store, config)).publicKey);
+    if (config['twilio.accountSid']) {
+      registerTwilioWebhooks(app, { authToken: config['twilio.authToken'], publicUrl: publicBaseUrl(config), acks: new StoreAcknowledgements(store) });
+    }
     opts.routes?.(app, admin);
   }
   app.get('/healthz', async (_req, reply) => {

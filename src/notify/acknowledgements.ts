@@ -9,7 +9,7 @@ import type { AcknowledgementService } from './types.js';
 /** Phone numbers compared by their digits only: "+33 6 12 34 56 78" = "+33612345678". */
 const digits = (phone: string) => phone.replace(/\D/g, '');
 
-/** Acknowledges an alert through the store and stops its escalation; shared with the API. */
+/** Acknowledges an alert through the store and stops its escalation; shared with the API. Channel acks are recorded as `<channel>:<contactId>`: no name in clear on the alert. */
 export async function acknowledgeAndStop(store: Store, alertId: string, by: string, note: string | null, now = Date.now()) {
   const alert = await store.acknowledgeAlert(alertId, by, note, now);
   if (alert && alert.state !== 'open') await store.cancelOutbox(alertId, `alert ${alert.state}`, now);
@@ -32,7 +32,7 @@ export class StoreAcknowledgements implements AcknowledgementService {
       for (const contactId of new Set(rows.map((r) => r.contactId))) {
         const contact = await this.store.getContact(contactId);
         if (contact?.phone && digits(contact.phone) === wanted) {
-          await acknowledgeAndStop(this.store, alert.id, `${via}:${contact.name}`, null, this.clock());
+          await acknowledgeAndStop(this.store, alert.id, `${via}:${contact.id}`, null, this.clock());
           acknowledged.push(alert.id);
           break;
         }
@@ -44,7 +44,7 @@ export class StoreAcknowledgements implements AcknowledgementService {
   async acknowledgeAlert(alertId: string, contactId: string, via: 'sms' | 'voice' | 'push' | 'email'): Promise<boolean> {
     const [alert, contact] = await Promise.all([this.store.getAlert(alertId), this.store.getContact(contactId)]);
     if (!alert || alert.state !== 'open' || !contact || contact.residentId !== alert.residentId) return false;
-    const after = await acknowledgeAndStop(this.store, alertId, `${via}:${contact.name}`, null, this.clock());
+    const after = await acknowledgeAndStop(this.store, alertId, `${via}:${contact.id}`, null, this.clock());
     return after?.state === 'acknowledged';
   }
 

@@ -7,7 +7,7 @@ import dynalite from 'dynalite';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storeConformance } from '../testing/conformance.js';
 import { checkpointOf, outboxFor, raise, T0 } from '../testing/fixtures.js';
-import { LeaseLostError, type Lease } from '../types.js';
+import { LeaseLostError, type Alert, type Lease } from '../types.js';
 import { DynamoDbStore } from './dynamodb-store.js';
 import { startTransactionProxy, type TransactionProxy } from './testing/dynalite-transactions.js';
 
@@ -191,7 +191,10 @@ describe('DynamoDB store (dynalite)', () => {
       try {
         await a.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
         const lease = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
-        await a.commitAlertBatch([raise('alr-1')], (alert) => outboxFor(alert).map((o, i) => ({ ...o, channel: i ? 'sms' : 'webhook', id: o.id.replace(/webhook$/, i ? 'sms' : 'webhook') })), checkpointOf(lease));
+        // One webhook row and one SMS row.
+        const twoChannels = (alert: Alert) =>
+          outboxFor(alert).map((o, i) => (i ? { ...o, channel: 'sms', id: o.id.replace(/webhook$/, 'sms') } : o));
+        await a.commitAlertBatch([raise('alr-1')], twoChannels, checkpointOf(lease));
         const [x, y] = await a.claimOutbox(T0, 2);
         // Two providers that happen to use the same id: the channel tells the rows apart.
         await a.completeOutbox(x.id, { ok: true, providerId: 'P1' }, T0 + 100);

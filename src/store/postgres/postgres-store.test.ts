@@ -186,6 +186,25 @@ describe.skipIf(!up)('PostgreSQL store', () => {
       expect(new Set(claimed).size).toBe(alerts * 2);
     });
 
+    it('lets a person’s resolve free the (resident, type) for a batch under way on another pool', async () => {
+      const [a, b] = await Promise.all([open(), open()]);
+      await a.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+      const lease = (await a.acquireLease('alerts', 0, 'worker-a', 10_000, T0))!;
+      await a.commitAlertBatch([raise('alr-1')], outboxFor, checkpointOf(lease, '1'));
+      // b resolves alr-1 while outboxFor runs for the SOS alert: the rerun opens alr-2 instead of a recurrence.
+      const created = await a.commitAlertBatch(
+        [raise('alr-sos', 'SOS'), raise('alr-2')],
+        async (alert) => {
+          await b.resolveAlert('alr-1', 'nurse', null, T0 + 5000);
+          return outboxFor(alert);
+        },
+        checkpointOf(lease, '2'),
+      );
+      expect(created.map((x) => x.id).sort()).toEqual(['alr-2', 'alr-sos']);
+      expect(await a.getAlert('alr-1')).toMatchObject({ state: 'resolved', occurrences: 1, acknowledgedBy: 'nurse' });
+      expect(await a.getAlert('alr-2')).toMatchObject({ state: 'open', occurrences: 1 });
+    });
+
     it('refuses a schema newer than it knows', async () => {
       await (await PostgresStore.open(url)).close();
       await admin.query(`UPDATE ${schema}.schema_version SET version = version + 1`);
