@@ -112,10 +112,12 @@ describe('detection end to end', () => {
     expect(sleep[0]).toMatchObject({ deviceId: 'band-night', night: '2024-06-10' });
     expect(sleep[0].totalSleepMin).toBeGreaterThan(300);
     const stepsOn = (day: string) => readings.filter((x) => new Date(x.ts).toLocaleDateString('sv-SE', { timeZone: 'Europe/Paris' }) === day).reduce((a, x) => a + x.steps, 0);
+    // The running day is rewritten at each flush: wait until the last readings are in.
+    const expected = stepsOn('2024-06-11');
     const days = await waitFor('activity', async () => {
       const res = await api(base, 'GET', `/v1/residents/${r.residentId}/activity?from=2024-06-10&to=2024-06-11`, { token: ADMIN_KEY });
-      return res.body.days?.length === 2 && res.body.days;
-    });
+      return res.body.days?.length === 2 && res.body.days[1].steps === expected && res.body.days;
+    }, 30_000);
     expect(days.map((d: any) => [d.day, d.steps, d.final])).toEqual([
       ['2024-06-10', stepsOn('2024-06-10'), true],
       ['2024-06-11', stepsOn('2024-06-11'), false],

@@ -13,6 +13,7 @@
  *   `a/b` matches `a/b/c` and `a/bc`), sorted in ascending byte order, as S3 ListObjectsV2 does.
  *   Objects put before the call are listed; a put concurrent with it may or may not be.
  * - `delete` of a missing key succeeds; once it resolves the object is gone durably.
+ * - `eraseResident` changes objects only through `put` and `delete`, so it keeps their guarantees.
  * - Operations after `close` reject.
  *
  * Keys are relative paths: segments separated by `/`, each 1–200 characters of `[A-Za-z0-9._=+-]`
@@ -28,8 +29,43 @@ export interface Archive {
   /** `prefix` is '' (everything) or a valid key, optionally followed by '/'. */
   list(prefix: string): Promise<string[]>;
   delete(key: string): Promise<void>;
+  /**
+   * Right to erasure: removes every line of the resident from the archive group's objects
+   * (`….ndjson.gz`, see src/processor/groups/archive-group.ts). Each object that exists when
+   * the call lists the archive and holds a line whose `residentId` is the id is rewritten under
+   * the same key without those lines (every other line kept as it was, in order), by one atomic
+   * `put`; an object left with no line is deleted. Objects without such a line are not
+   * rewritten. Returns the objects changed (rewritten or deleted) and the lines removed; a second
+   * call returns zeros. Rejects, after the objects in flight are done, when an object cannot be
+   * read as gzip'd NDJSON (it could hold the resident): the objects already changed stay so, and
+   * the call can be repeated.
+   *
+   * Concurrent archive group: objects it puts after the listing are not touched; a replay's
+   * rewrite of an object replaces it whole, so of the two puts the later wins, and a replay may
+   * bring the resident's lines back from the object it read or from the stream. Nothing of other
+   * residents is ever lost; erase again once replays are over and the stream's retention has
+   * passed the resident's records (details in ./erase.ts). Unassign the resident's devices first.
+   *
+   * Erasure removes the current objects only: an S3 bucket with versioning keeps the previous
+   * versions as noncurrent (expire them with a lifecycle rule), and backups keep their copies.
+   *
+   * `onProgress(done, total)` is called with (0, total) once the objects to examine are listed,
+   * then after each one is done.
+   */
+  eraseResident(residentId: string, onProgress?: EraseProgress): Promise<ArchiveErasure>;
   close(): Promise<void>;
 }
+
+/** What `Archive.eraseResident` changed. */
+export interface ArchiveErasure {
+  /** Objects rewritten or deleted. */
+  objects: number;
+  /** Lines removed from them. */
+  lines: number;
+}
+
+/** Objects examined so far, out of those listed. */
+export type EraseProgress = (done: number, total: number) => void;
 
 export class InvalidArchiveKeyError extends Error {
   constructor(key: string) {

@@ -47,6 +47,13 @@ export function checkDayRange(q: DayRangeQuery): void {
   }
 }
 
+/** Throws unless the id of a resident to erase is a non-empty string (a worker-thread call passes anything). */
+export function checkResidentId(residentId: unknown): void {
+  if (!(typeof residentId === 'string' && residentId !== '')) {
+    throw new TypeError(`residentId must be a non-empty string, got ${JSON.stringify(residentId)}`);
+  }
+}
+
 function lastPerKey<T>(rows: readonly T[], key: (row: T) => [string, string]): T[] {
   const byKey = new Map<string, { key: [string, string]; row: T }>();
   for (const row of rows) {

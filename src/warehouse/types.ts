@@ -108,6 +108,27 @@ export interface Warehouse {
   sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]>;
   /** A resident's daily activity for days in [from, to], by day then deviceId. */
   dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]>;
+  /**
+   * Right to erasure: deletes every row stored for the resident — their readings, the
+   * per-minute vitals derived from them, their sleep sessions and daily activity — in one
+   * transaction, durable when it resolves; other residents' rows are untouched. Returns how
+   * many readings, sleep sessions and daily activity rows were deleted (minute vitals are
+   * derived and not counted); a second call returns zeros.
+   *
+   * Rows are matched by the resident they were stored under (`resident_id`), not by device:
+   * a band that moved on to another resident keeps that resident's rows.
+   *
+   * The rows are gone when the promise resolves, nothing more: the warehouse keeps no
+   * tombstone, so a later `load` of the resident's readings (a replay of the warehouse group
+   * from a stream still holding them) or `saveInsights` of their rows stores them again, and a
+   * load or save running concurrently may commit after the erase. Preventing that is the
+   * caller's concern: unassign the resident's devices first, and erase again once the
+   * stream's retention has passed their last readings (the call is idempotent).
+   *
+   * Erasure is logical: the engine frees the deleted rows' space later (DuckDB on checkpoint,
+   * PostgreSQL on vacuum), and backups or replicas keep them until they are rotated.
+   */
+  eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }>;
   close(): Promise<void>;
 }
 

@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { assertValidKey, assertValidPrefix, type Archive } from '../types.js';
+import { eraseResidentLines } from '../erase.js';
+import { assertValidKey, assertValidPrefix, type Archive, type ArchiveErasure, type EraseProgress } from '../types.js';
 
 export class LocalArchive implements Archive {
   private readonly root: string;
@@ -69,6 +70,11 @@ export class LocalArchive implements Archive {
       throw err;
     }
     await syncDir(dirname(path));
+  }
+
+  /** Rewrites through `put` (atomic, as above) and `delete`: see ../erase.ts. */
+  eraseResident(residentId: string, onProgress?: EraseProgress): Promise<ArchiveErasure> {
+    return eraseResidentLines(this, residentId, onProgress);
   }
 
   async close(): Promise<void> {

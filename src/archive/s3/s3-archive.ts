@@ -17,6 +17,9 @@
  *   Objects under the prefix whose remaining name is not a valid archive key (folder markers made by
  *   consoles, `foo/`, stray uploads) are skipped, so every listed key can be passed back to `get`.
  * - `delete` of a missing key succeeds (S3 DeleteObject does).
+ * - `eraseResident` rewrites objects through `put` and removes emptied ones through `delete`. On
+ *   a bucket with versioning these leave the previous versions behind as noncurrent: erasure
+ *   needs a lifecycle rule expiring noncurrent versions (`NoncurrentVersionExpiration`) too.
  * - The "a key is not also a directory of another key" rule is not enforced here (S3 has no
  *   directories and checking would cost a LIST per PUT and still race); callers must keep it, as
  *   the local backend does reject such keys.
@@ -33,7 +36,8 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { assertValidKey, assertValidPrefix, type Archive } from '../types.js';
+import { eraseResidentLines } from '../erase.js';
+import { assertValidKey, assertValidPrefix, type Archive, type ArchiveErasure, type EraseProgress } from '../types.js';
 
 const MiB = 1024 * 1024;
 /** S3's minimum part size (except the last part). */
@@ -177,6 +181,11 @@ export class S3Archive implements Archive {
   async delete(key: string): Promise<void> {
     const Key = this.objectKey(key);
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key }));
+  }
+
+  /** Rewrites through `put` (one PUT or multipart upload, atomic as above) and `delete`: see ../erase.ts. */
+  eraseResident(residentId: string, onProgress?: EraseProgress): Promise<ArchiveErasure> {
+    return eraseResidentLines(this, residentId, onProgress);
   }
 
   async close(): Promise<void> {

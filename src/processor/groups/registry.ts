@@ -62,6 +62,7 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
         vitals: (q) => warehouse.vitals(q),
         sleepSessions: (q) => warehouse.sleepSessions(q),
         dailyActivity: (q) => warehouse.dailyActivity(q),
+        eraseResident: (residentId) => warehouse.eraseResident(residentId),
       };
       return {
         group: new WarehouseGroup(warehouse, { timezoneOf: residentTimezones(store) }),

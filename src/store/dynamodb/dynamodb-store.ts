@@ -24,8 +24,8 @@
  *    'cancelled' are final, 'sent' moves only on the provider's report. The row a report
  *    names is found through a lookup item `PROVIDER#<providerId>` / `OUTBOX#<id>`, put in
  *    the same transaction that records the provider id (strongly consistent, unlike a GSI).
- * 4a. The resident and contact copies of a contact (`CONTACT#<id>` and
- *    `RESIDENT#<r>` / `CONTACT#<id>`) are updated and deleted together, in one transaction.
+ * 4a. The two items of a contact (`CONTACT#<id>` and its copy `RESIDENT#<r>` /
+ *    `CONTACT#<id>`) are updated and deleted together, in one transaction.
  * 5. Leases: one conditional write (compare-and-set on the owner, epoch and expiry read),
  *    raising the epoch on owner change. A checkpoint is written in a `TransactWriteItems`
  *    whose first action is a `ConditionCheck` of the lease's (owner, epoch); the alert batch
@@ -33,8 +33,8 @@
  *    allows 100 actions in one) is split; each part carries the lease check and the
  *    checkpoint goes in the last part, so a stale fence still never moves the checkpoint,
  *    but such a batch is not all-or-nothing (see the docs: it is replayed idempotently).
- * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot) are stored as JSON strings:
- *    exact round trips, and no DynamoDB type restrictions on their contents. Times are epoch
+ * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot) are stored as JSON
+ *    strings: exact round trips, and no DynamoDB type restrictions on their contents. Times are epoch
  *    milliseconds (numbers); sort keys embed them zero-padded so string order is time order.
  */
 import {

@@ -205,6 +205,25 @@ describe.skipIf(!up)('PostgreSQL store', () => {
       expect(await a.getAlert('alr-2')).toMatchObject({ state: 'open', occurrences: 1 });
     });
 
+    it('patches every combination of fields, each its own named statement', async () => {
+      const store = await open();
+      await store.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+      await store.createContact({ id: 'con-a', residentId: 'res-1', name: 'Son', phone: null, email: null, webhookUrl: null, webhookSecret: null });
+      const residentFields = { name: 'N', birthDate: '1940-01-01', timezone: 'Europe/Paris', homeLocation: { lat: 1, lon: 2 }, medicalNotes: 'm' };
+      const contactFields = { name: 'C', phone: '+1555', email: 'c@example.test', webhookUrl: 'https://h.example', webhookSecret: 's', preferences: { priority: 3 } };
+      const subset = <T extends object>(all: T, mask: number, round: number) =>
+        Object.fromEntries(Object.entries(all).flatMap(([k, v], i) => (mask & (1 << i) ? [[k, typeof v === 'string' ? `${v}${round}` : v]] : []))) as Partial<T>;
+      for (let mask = 1; mask < 2 ** 6; mask++) {
+        if (mask < 2 ** 5) {
+          const patch = subset(residentFields, mask, mask);
+          expect(await store.updateResident('res-1', patch)).toMatchObject(patch);
+        }
+        const patch = subset(contactFields, mask, mask);
+        expect(await store.updateContact('con-a', patch)).toMatchObject(patch);
+      }
+      expect(await store.getContact('con-a')).toMatchObject({ name: 'C63', webhookSecret: 's63', preferences: { priority: 3 } });
+    });
+
     it('refuses a schema newer than it knows', async () => {
       await (await PostgresStore.open(url)).close();
       await admin.query(`UPDATE ${schema}.schema_version SET version = version + 1`);

@@ -34,8 +34,8 @@
  *    share-locked that lease row until commit, so the lease cannot change hands between the
  *    check and the commit. The alert changes, outbox rows and checkpoint of one processed
  *    batch commit together or not at all.
- * 6. JSON columns (home_location, preferences, evidence, payload, snapshot) are `jsonb` (so a string
- *    holding U+0000 cannot be stored); SQL NULL stands for an absent value. Times are epoch
+ * 6. JSON columns (home_location, preferences, evidence, payload, snapshot) are `jsonb` (so
+ *    a string holding U+0000 cannot be stored); SQL NULL stands for an absent value. Times are epoch
  *    milliseconds in `bigint`, read back as numbers. Key and ordering columns use
  *    `COLLATE "C"`: byte order, as in SQLite, whatever the database's locale.
  */
@@ -470,20 +470,29 @@ const CONTACT_COLUMNS = {
 } as const satisfies Record<keyof ContactPatch, string>;
 
 /**
- * `UPDATE <table> SET <the patch's columns> WHERE id = $1 RETURNING *`: one statement, so
- * concurrent patches of different fields both stay. Null when no row has that id.
+ * `UPDATE <table> SET <the columns the patch gives> WHERE id = $1 RETURNING *`: one
+ * statement, so concurrent patches of different fields both stay. `encode` turns a field's
+ * value into its parameter. Null when no row has that id; undefined when the patch gives no
+ * field (nothing to run).
  */
-async function updateRow<R extends pg.QueryResultRow>(
+async function updateRow<R extends pg.QueryResultRow, P extends object>(
   db: Queryable,
   table: 'residents' | 'contacts',
+  columns: Record<keyof P, string>,
   id: string,
-  set: [column: string, value: unknown][],
-): Promise<R | null> {
+  patch: P,
+  encode: (field: keyof P, value: unknown) => unknown,
+): Promise<R | null | undefined> {
+  const given = definedOnly(patch) as Record<keyof P, unknown>;
+  const fields = (Object.keys(columns) as (keyof P)[]).filter((k) => given[k] !== undefined);
+  if (fields.length === 0) return undefined;
+  // One named statement per combination of columns, as listAlerts does per filter; named by
+  // a bit mask over the fixed column order (the server truncates names at 63 bytes).
+  const mask = Object.keys(columns).reduce((m, k, i) => (given[k as keyof P] !== undefined ? m | (1 << i) : m), 0);
   const { rows } = await db.query<R>({
-    // One named statement per combination of columns, as listAlerts does per filter.
-    name: `vigil_update_${table}_${set.map(([c]) => c).join('_')}`,
-    text: `UPDATE ${table} SET ${set.map(([c], i) => `${c} = $${i + 2}`).join(', ')} WHERE id = $1 RETURNING *`,
-    values: [id, ...set.map(([, v]) => v)],
+    name: `vigil_update_${table}_${mask}`,
+    text: `UPDATE ${table} SET ${fields.map((k, i) => `${columns[k]} = $${i + 2}`).join(', ')} WHERE id = $1 RETURNING *`,
+    values: [id, ...fields.map((k) => encode(k, given[k]))],
   });
   return rows[0] ?? null;
 }
@@ -607,12 +616,10 @@ export class PostgresStore implements Store {
   }
 
   async updateResident(id: string, patch: ResidentPatch): Promise<Resident | null> {
-    const given = definedOnly(patch);
-    const set = (Object.keys(RESIDENT_COLUMNS) as (keyof ResidentPatch)[])
-      .filter((k) => given[k] !== undefined)
-      .map((k): [string, unknown] => [RESIDENT_COLUMNS[k], k === 'homeLocation' ? json(given[k]) : given[k]]);
-    if (set.length === 0) return this.getResident(id);
-    const row = await updateRow<ResidentRow>(this.pool, 'residents', id, set);
+    const row = await updateRow<ResidentRow, ResidentPatch>(this.pool, 'residents', RESIDENT_COLUMNS, id, patch, (k, v) =>
+      k === 'homeLocation' ? json(v) : v,
+    );
+    if (row === undefined) return this.getResident(id);
     return row ? toResident(row) : null;
   }
 
@@ -691,13 +698,11 @@ export class PostgresStore implements Store {
   }
 
   async updateContact(id: string, patch: ContactPatch): Promise<Contact | null> {
-    const given = definedOnly(patch);
-    const set = (Object.keys(CONTACT_COLUMNS) as (keyof ContactPatch)[])
-      .filter((k) => given[k] !== undefined)
-      // preferences is NOT NULL: a null patch clears it to {}, as the SQLite store reads it back.
-      .map((k): [string, unknown] => [CONTACT_COLUMNS[k], k === 'preferences' ? JSON.stringify(given[k] ?? {}) : given[k]]);
-    if (set.length === 0) return this.getContact(id);
-    const row = await updateRow<ContactRow>(this.pool, 'contacts', id, set);
+    // preferences is NOT NULL: a null patch clears it to {}, as the SQLite store reads it back.
+    const row = await updateRow<ContactRow, ContactPatch>(this.pool, 'contacts', CONTACT_COLUMNS, id, patch, (k, v) =>
+      k === 'preferences' ? JSON.stringify(v ?? {}) : v,
+    );
+    if (row === undefined) return this.getContact(id);
     return row ? toContact(row) : null;
   }
 

@@ -22,6 +22,9 @@
  *   an ART index on resident_id, which DuckDB scans only when the resident is the sole filter
  *   of the table scan: the queries filter the resident in a subquery (OFFSET 0 keeps the
  *   optimizer from merging the date range into it) and the dates above it.
+ * - `eraseResident` deletes the resident's rows from all four tables in one transaction on the
+ *   writer, queued with the loads and saves: a load either committed before it (its rows are
+ *   erased) or starts after it (its rows stay, with their minutes recomputed from what is left).
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +42,7 @@ import {
   type DuckDBValue,
   type JS,
 } from '@duckdb/node-api';
-import { checkDayRange, insightsToStore, type InsightsToStore, type SleepToStore } from '../insights.js';
+import { checkDayRange, checkResidentId, insightsToStore, type InsightsToStore, type SleepToStore } from '../insights.js';
 import {
   STEP_MINUTES,
   type DailyActivityRow,
@@ -247,6 +250,12 @@ ORDER BY a.day, a.device_id`;
 
 const DAY_RANGE_TYPES = { resident: VARCHAR, from: VARCHAR, to: VARCHAR };
 
+/** Every table holding a resident's rows: their readings and everything derived from them. */
+const ERASE_READINGS = 'DELETE FROM readings WHERE resident_id = $resident';
+const ERASE_VITALS = 'DELETE FROM vitals_1m WHERE resident_id = $resident';
+const ERASE_SLEEP = 'DELETE FROM sleep_sessions WHERE resident_id = $resident';
+const ERASE_ACTIVITY = 'DELETE FROM daily_activity WHERE resident_id = $resident';
+
 const MINUTE_MS = 60_000;
 
 export class DuckDbWarehouse implements Warehouse {
@@ -377,6 +386,33 @@ export class DuckDbWarehouse implements Warehouse {
         );
       }
       await this.writer.run('COMMIT');
+    } catch (err) {
+      await this.writer.run('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
+    try {
+      checkResidentId(residentId);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.write(() => this.eraseResidentNow(residentId));
+  }
+
+  /** One transaction on the writer, taking its turn with loads and saves. */
+  private async eraseResidentNow(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
+    const deleted = async (sql: string) =>
+      Number((await this.writer.runAndReadAll(sql, { resident: residentId }, { resident: VARCHAR })).getColumns()[0][0]);
+    await this.writer.run('BEGIN TRANSACTION');
+    try {
+      const readings = await deleted(ERASE_READINGS);
+      await deleted(ERASE_VITALS);
+      const sleepSessions = await deleted(ERASE_SLEEP);
+      const dailyActivity = await deleted(ERASE_ACTIVITY);
+      await this.writer.run('COMMIT');
+      return { readings, sleepSessions, dailyActivity };
     } catch (err) {
       await this.writer.run('ROLLBACK').catch(() => undefined);
       throw err;

@@ -44,6 +44,22 @@ FROM (SELECT DISTINCT hashtext(resident_id) & ${RESIDENT_KEYS - 1} AS key FROM s
 ORDER BY key`;
 
 /**
+ * Taken first by an erasure (`$1`: the resident), the same key as LOCK_STAGED_RESIDENTS gives
+ * the resident: a load's recomputation of the resident's minutes runs wholly before the erasure
+ * or wholly after it, reading what the erasure left, so the minutes stay equal to the readings.
+ */
+export const LOCK_RESIDENT = `SELECT pg_advisory_xact_lock(${LOCK_CLASS}, hashtext($1) & ${RESIDENT_KEYS - 1})`;
+
+/**
+ * Locks the resident's (`$1`) rows of `table` in key order, as an upsert of sorted rows does, so
+ * that an erasure's DELETE, which would lock them in the order it finds them, never waits on a
+ * save that waits on it.
+ */
+export function lockResidentRows(table: string, key: readonly string[]): string {
+  return `SELECT 1 FROM ${table} WHERE resident_id = $1 ORDER BY ${key.join(', ')} FOR UPDATE`;
+}
+
+/**
  * Starts a load's transaction. Staging is per connection (TEMP) and ON COMMIT DELETE ROWS:
  * emptied by truncation at commit, where a DELETE would leave dead rows that autovacuum never
  * visits in temporary tables. Numbers that must be integers are typed so, and a fractional

@@ -98,6 +98,33 @@ describe.skipIf(!up)('postgres warehouse', () => {
     }
   });
 
+  it('erases a resident while saves of their nights and days run, without deadlocking', async () => {
+    // Saves lock rows in key order, (device_id, night); a DELETE by resident alone would lock
+    // them in the order it finds them (the heap's: band-b's rows first, saved first here) without
+    // the erasure's FOR UPDATE in key order.
+    const wh = await openFresh();
+    const nights = Array.from({ length: 10 }, (_, i) => `2024-01-${String(10 + i).padStart(2, '0')}`);
+    const save = (k: number, devices = ['band-b', 'band-a']) =>
+      wh.saveInsights({
+        sleep: devices.flatMap((deviceId) =>
+          nights.map((night) => ({
+            deviceId, residentId: 'res-a', night, start: `${night}T22:00:00.000Z`, end: `${night}T23:00:00.000Z`,
+            totalSleepMin: 60 + k, efficiency: 0.9, wasoMin: 1, awakenings: 1, onsetLatencyMin: null,
+          })),
+        ),
+        activity: devices.flatMap((deviceId) =>
+          nights.map((day) => ({ deviceId, residentId: 'res-a', day, steps: k, activeMinutes: 1, longestSedentaryMin: 2, wornMinutes: 3, final: true })),
+        ),
+      });
+    for (let round = 0; round < 10; round++) {
+      await save(0, ['band-b']);
+      await save(0, ['band-a']);
+      await Promise.all([save(1), wh.eraseResident('res-a'), save(2), save(3), wh.eraseResident('res-a'), save(4)]);
+    }
+    await wh.eraseResident('res-a');
+    expect(await wh.sleepSessions({ residentId: 'res-a', from: '2024-01-01', to: '2024-12-31' })).toEqual([]);
+  });
+
   it('keeps UTC times and buckets whatever the session time zone', async () => {
     // UTC+13:45 in January: a zone-dependent conversion would move every time and day boundary.
     const wh = await openFresh(' -c TimeZone=Pacific/Chatham');

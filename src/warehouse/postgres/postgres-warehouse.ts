@@ -27,11 +27,15 @@
  *   the last version committed of each key. A `saveInsights` call is one transaction of
  *   upserts, its rows sorted by key so that concurrent saves lock shared keys in one order.
  *   Dates are `DATE`, read back with to_char (never through the session's DateStyle).
+ * - `eraseResident` is one transaction: under the resident's advisory lock (the one a load
+ *   holds while it recomputes the resident's minutes), it deletes the resident's readings,
+ *   minutes, sleep sessions and daily activity. A load of the resident committed before it is
+ *   erased; one that commits after it keeps its rows, with minutes recomputed from the rows left.
  * - `staging` is a TEMP table per connection, empty outside a load's transaction.
  * - Everything PostgreSQL-only is in postgres-dialect.ts; the SQL here is also Redshift's.
  */
 import pg from 'pg';
-import { checkDayRange, insightsToStore } from '../insights.js';
+import { checkDayRange, checkResidentId, insightsToStore } from '../insights.js';
 import {
   STEP_MINUTES,
   type DailyActivityRow,
@@ -49,10 +53,12 @@ import {
   BEGIN_LOAD,
   DEVICE_ID_TYPE,
   INDEXES,
+  LOCK_RESIDENT,
   LOCK_SETUP,
   LOCK_STAGED_RESIDENTS,
   TEXT_LIST_TYPE,
   insertNew,
+  lockResidentRows,
   stageRows,
   upsert,
 } from './postgres-dialect.js';
@@ -230,6 +236,20 @@ FROM daily_activity
 WHERE resident_id = $1 AND day >= CAST($2 AS DATE) AND day <= CAST($3 AS DATE)
 ORDER BY daily_activity.day, daily_activity.device_id`;
 
+/**
+ * An erasure's statements, after LOCK_RESIDENT. The insights' rows are locked first in key
+ * order, as a save locks them (sorted by key, sleep before activity), so an erasure and a save
+ * of the same resident wait for each other instead of deadlocking.
+ */
+const ERASE_RESIDENT = {
+  readings: 'DELETE FROM readings WHERE resident_id = $1',
+  vitals: 'DELETE FROM vitals_1m WHERE resident_id = $1',
+  lockSleep: lockResidentRows('sleep_sessions', ['device_id', 'night']),
+  sleep: 'DELETE FROM sleep_sessions WHERE resident_id = $1',
+  lockActivity: lockResidentRows('daily_activity', ['device_id', 'day']),
+  activity: 'DELETE FROM daily_activity WHERE resident_id = $1',
+};
+
 /** Loads and queries in flight at once; the server has the cores, a few connections keep them busy. */
 const POOL_SIZE = 4;
 
@@ -326,6 +346,37 @@ export class PostgresWarehouse implements Warehouse {
         ]));
       }
       await client.query('COMMIT');
+    } catch (err) {
+      // As in a load: the original error is reported, a connection that cannot roll back is closed.
+      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+        broken = rollbackErr;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
+    return this.track(this.eraseResidentNow(residentId));
+  }
+
+  private async eraseResidentNow(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
+    checkResidentId(residentId);
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const run = async (sql: string) => (await client.query(sql, [residentId])).rowCount ?? 0;
+    try {
+      await client.query('BEGIN');
+      await run(LOCK_RESIDENT);
+      const readings = await run(ERASE_RESIDENT.readings);
+      await run(ERASE_RESIDENT.vitals);
+      await run(ERASE_RESIDENT.lockSleep);
+      const sleepSessions = await run(ERASE_RESIDENT.sleep);
+      await run(ERASE_RESIDENT.lockActivity);
+      const dailyActivity = await run(ERASE_RESIDENT.activity);
+      await client.query('COMMIT');
+      return { readings, sleepSessions, dailyActivity };
     } catch (err) {
       // As in a load: the original error is reported, a connection that cannot roll back is closed.
       await client.query('ROLLBACK').catch((rollbackErr: Error) => {
