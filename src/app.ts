@@ -18,6 +18,8 @@ import { createHttpServer } from './api/http-server.js';
 import { AdminAuth } from './api/admin-auth.js';
 import { registerAdminApi } from './api/admin-api.js';
 import { registerAlertsApi } from './api/alerts-api.js';
+import { registerErasureApi } from './api/erasure-api.js';
+import { openArchive } from './archive/registry.js';
 import { registerWarehouseApi, type WarehouseQueries } from './api/warehouse-api.js';
 import { groupsView, registerGroupsApi } from './api/groups-api.js';
 import { registerIngest } from './ingest/http-ingest.js';
@@ -67,6 +69,7 @@ async function warehouseQueries(config: Config, host: GroupHost): Promise<{ quer
         vitals: (q) => host.query('warehouse', 'vitals', q),
         sleepSessions: (q) => host.query('warehouse', 'sleepSessions', q),
         dailyActivity: (q) => host.query('warehouse', 'dailyActivity', q),
+        eraseResident: (id) => host.query('warehouse', 'eraseResident', id),
       },
       close: async () => {},
     };
@@ -126,6 +129,20 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
     const warehouse = await warehouseQueries(config, host);
     closeWarehouse = warehouse.close;
     registerWarehouseApi(app, store, warehouse.queries, admin);
+    const queries = warehouse.queries;
+    registerErasureApi(app, admin, {
+      store,
+      eraseWarehouse: queries ? (id) => queries.eraseResident(id) : null,
+      eraseArchive: async (id) => {
+        // The archive is files or objects any process can rewrite; opened for the erasure only.
+        const archive = await openArchive(config);
+        try {
+          return await archive.eraseResident(id);
+        } finally {
+          await archive.close();
+        }
+      },
+    });
     registerGroupsApi(app, host, admin);
     registerWebPushApi(app, store, admin, (await vapidKeys(store, config)).publicKey);
     if (config['twilio.accountSid']) {

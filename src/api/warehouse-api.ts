@@ -49,6 +49,8 @@ export interface WarehouseQueries {
   vitals(q: VitalsQuery): Promise<VitalsRow[]>;
   sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]>;
   dailyActivity(q: DayRangeQuery): Promise<DailyActivityRow[]>;
+  /** Not a read: the right to erasure (api/erasure-service.ts) goes the same way to the warehouse. */
+  eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }>;
 }
 
 const DAY_MS = 86_400_000;

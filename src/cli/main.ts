@@ -29,6 +29,8 @@ Commands:
   replay                      Rewind a consumer group and show progress until it has caught up.
                               --group alerts|warehouse|archive --from TRIM_HORIZON|LATEST|<ISO time>|<sequence>
                               --url URL --admin-key KEY
+  residents erase ID          Erase a resident's personal data from the store, warehouse and archive (a running Vigil;
+                              --url URL --admin-key KEY --by NAME), and print the record kept of it.
   admin-key reset             Replace the admin key (prints the new one once). Takes --data-dir.
   keys rotate                 New key for residents' and contacts' personal data, and re-encrypt them. Takes the config flags.
   detect-falls FILE...        Run the fall detector over CSV recordings (header t,x,y,z; t in s, x/y/z in g); one JSON line per file.
@@ -116,6 +118,21 @@ async function main(argv: string[]): Promise<void> {
       const config = loadConfig({ flags: configFlags(values), file: values.config as string | undefined });
       const { rotateKeys, formatRotation } = await import('../store/crypto/rotate.js');
       process.stdout.write(formatRotation(config, await rotateKeys(config)));
+      return;
+    }
+    case 'residents': {
+      const { values, positionals } = parse(rest, { url: { type: 'string' }, 'admin-key': { type: 'string' }, by: { type: 'string' } });
+      if (positionals[0] !== 'erase' || !positionals[1]) throw new ConfigError('usage: vigil residents erase RESIDENT_ID [--by NAME] [--url URL] [--admin-key KEY]');
+      const adminKey = (values['admin-key'] as string | undefined) ?? process.env.VIGIL_ADMIN_KEY;
+      if (!adminKey) throw new ConfigError('residents erase needs --admin-key or VIGIL_ADMIN_KEY');
+      const { runEraseResident, formatErasure } = await import('./residents-command.js');
+      const record = await runEraseResident({
+        url: (values.url as string | undefined) ?? 'http://127.0.0.1:8080',
+        adminKey,
+        residentId: positionals[1],
+        by: (values.by as string | undefined) ?? process.env.USER ?? 'cli',
+      });
+      process.stdout.write(formatErasure(record));
       return;
     }
     case 'detect-falls': {

@@ -226,6 +226,7 @@ describe('archive group', () => {
       get: (key) => disk.get(key),
       list: (prefix) => disk.list(prefix),
       delete: (key) => disk.delete(key),
+      eraseResident: (id, onProgress) => disk.eraseResident(id, onProgress),
       close: () => disk.close(),
     };
     await expect(run(failing, stream, { max: 6, batch: 40, flushEvery: 40 })).rejects.toBeInstanceOf(Crash);
