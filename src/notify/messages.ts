@@ -26,11 +26,21 @@ export interface AlertMessage {
   text: string;
 }
 
-export function alertMessage(alert: Alert, resident: Resident | null): AlertMessage {
+/**
+ * The message for one alert, or — `digest` holding several — one message for all of them (a
+ * daily digest of non-urgent notices instead of a page each).
+ */
+export function alertMessage(alert: Alert, resident: Resident | null, digest?: readonly Alert[]): AlertMessage {
+  if (digest && digest.length > 1) return digestMessage(digest, resident);
   const who = resident?.name ?? 'A resident';
   const what = WHAT[alert.type] ?? `has an alert (${alert.type})`;
   const sentence = what.startsWith("'") ? `${who}${what}` : `${who} ${what}`;
   const when = new Date(alert.openedAt).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
   const late = alert.delayMs !== null && alert.delayMs > 120_000 ? ` (detected ${Math.round(alert.delayMs / 60_000)} min late)` : '';
   return { title: `Vigil: ${alert.type.replace(/_/g, ' ').toLowerCase()}`, text: `${sentence} at ${when}${late}.` };
+}
+
+function digestMessage(alerts: readonly Alert[], resident: Resident | null): AlertMessage {
+  const lines = alerts.map((a) => `- ${alertMessage(a, resident).text}`);
+  return { title: `Vigil: ${alerts.length} notices for ${resident?.name ?? 'a resident'}`, text: `Today's non-urgent notices:\n${lines.join('\n')}` };
 }

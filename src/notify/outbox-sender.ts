@@ -4,7 +4,8 @@
  * ±20 % jitter so a recovering receiver is not hit by every retry at once).
  *
  * Escalation: a row whose alert is no longer open is cancelled with the alert's other queued
- * rows; a sent row of a policy's repeating last step queues its next repeat.
+ * rows; a sent row of a policy's repeating last step queues its next repeat; digest rows due
+ * together for one contact and channel go out as one message.
  *
  * Delivery is at-least-once with a stable delivery id: a row is marked `sending` before the
  * request and `sent` after; a crash between the receiver's answer and that mark resends it
@@ -12,8 +13,8 @@
  * deduplicate.
  */
 import type { Logger } from 'pino';
-import type { OutboxItem, Store } from '../store/types.js';
-import { nextRepeat } from './escalation/escalation-plan.js';
+import type { Alert, OutboxItem, Store } from '../store/types.js';
+import { nextRepeat, type EscalationPayload } from './escalation/escalation-plan.js';
 import { PermanentDeliveryError, type Channel } from './types.js';
 
 export interface OutboxSenderOptions {
@@ -71,7 +72,7 @@ export class OutboxSender {
         }
         const items = await this.o.store.claimOutbox(Date.now(), this.o.concurrency ?? 16);
         claimed = items.length;
-        await Promise.all(items.map((item) => this.deliver(item)));
+        await Promise.all(bundleDigests(items).map((rows) => this.deliver(rows)));
       } catch (err) {
         this.o.log.error({ err }, 'outbox pass failed');
       }
@@ -88,32 +89,67 @@ export class OutboxSender {
     }
   }
 
-  private async deliver(item: OutboxItem): Promise<void> {
+  /** Sends one row, or one digest of several rows (same contact and channel) as a single message. */
+  private async deliver(rows: OutboxItem[]): Promise<void> {
     const { store } = this.o;
-    const alert = await store.getAlert(item.alertId);
-    // Escalation stops the moment the alert is acknowledged or resolved: rows not sent yet are cancelled.
-    if (!alert || alert.state !== 'open') {
+    const open: { item: OutboxItem; alert: Alert }[] = [];
+    for (const item of rows) {
+      const alert = await store.getAlert(item.alertId);
+      if (alert?.state === 'open') {
+        open.push({ item, alert });
+        continue;
+      }
+      // Escalation stops the moment the alert is acknowledged or resolved: rows not sent yet are cancelled.
       const reason = alert ? `alert ${alert.state}` : 'alert gone';
       await store.completeOutbox(item.id, { ok: false, error: reason, retryAt: Date.now() }, Date.now());
       await store.cancelOutbox(item.alertId, reason, Date.now());
-      return;
     }
+    if (open.length === 0) return;
+    const [{ item, alert }] = open;
     const channel = this.channels.get(item.channel);
     try {
       if (!channel) throw new PermanentDeliveryError(`no channel ${item.channel} is configured`);
       const [resident, contact] = await Promise.all([store.getResident(alert.residentId), store.getContact(item.contactId)]);
-      const { providerId } = await channel.send({ item, alert, resident, contact });
-      await store.completeOutbox(item.id, { ok: true, providerId }, Date.now());
-      const repeat = nextRepeat(item, Date.now());
-      if (repeat) await store.enqueueOutbox([repeat]);
+      const digest = open.length > 1 ? open.map((o) => o.alert) : undefined;
+      const { providerId } = await channel.send({ item, alert, resident, contact, digest });
+      for (const o of open) {
+        await store.completeOutbox(o.item.id, { ok: true, providerId }, Date.now());
+        const repeat = nextRepeat(o.item, Date.now());
+        if (repeat) await store.enqueueOutbox([repeat]);
+      }
       this.o.onResult?.(item.channel, true);
     } catch (err) {
       const error = (err as Error).message;
       const last = err instanceof PermanentDeliveryError || item.attempts >= this.o.maxAttempts;
       const backoff = Math.min(MAX_BACKOFF_MS, this.o.retryBaseMs * 2 ** (item.attempts - 1)) * (0.8 + Math.random() * 0.4);
-      await store.completeOutbox(item.id, { ok: false, error, retryAt: last ? null : Math.round(Date.now() + backoff) }, Date.now());
+      for (const o of open) await store.completeOutbox(o.item.id, { ok: false, error, retryAt: last ? null : Math.round(Date.now() + backoff) }, Date.now());
       this.o.onResult?.(item.channel, false);
-      this.o.log.warn({ outbox: item.id, attempt: item.attempts, error, final: last }, 'notification failed');
+      this.o.log.warn({ outbox: item.id, rows: open.length, attempt: item.attempts, error, final: last }, 'notification failed');
     }
   }
+}
+
+/**
+ * Claimed rows as sends: digest rows of one (contact, channel) together, every other row alone.
+ * Rows claimed in one pass (up to the sender's concurrency) are bundled; a contact with more
+ * notices due at once than that gets more than one digest.
+ */
+export function bundleDigests(items: OutboxItem[]): OutboxItem[][] {
+  const bundles: OutboxItem[][] = [];
+  const digests = new Map<string, OutboxItem[]>();
+  for (const item of items) {
+    if (!(item.payload as EscalationPayload).digest) {
+      bundles.push([item]);
+      continue;
+    }
+    const key = `${item.contactId}\n${item.channel}`;
+    let bundle = digests.get(key);
+    if (!bundle) {
+      bundle = [];
+      digests.set(key, bundle);
+      bundles.push(bundle);
+    }
+    bundle.push(item);
+  }
+  return bundles;
 }

@@ -15,6 +15,11 @@ export interface Delivery {
   resident: Resident | null;
   /** Null when the contact was deleted after the row was queued (the channel then fails it). */
   contact: Contact | null;
+  /**
+   * A digest: every open alert whose digest row for this contact and channel came due together
+   * (`alert` is the first). One message covers them all; the sender completes every row.
+   */
+  digest?: Alert[];
 }
 
 export interface Channel {

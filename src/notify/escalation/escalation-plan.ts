@@ -17,6 +17,8 @@ import type { EscalationPolicy, StepContacts } from './escalation-policy.js';
 
 /** What the outbox sender needs to keep escalating after a row is sent. */
 export interface EscalationPayload {
+  /** A low-severity notice: sent with the contact's other notices due at the same digest time, as one message. */
+  digest?: boolean;
   /** The last step repeats: the next row is queued when this one is sent. */
   repeat?: { everyMs: number; left: number };
   /** The webhook channel's request, built now since it carries no personal data. */
@@ -53,6 +55,7 @@ export function planNotifications(input: PlanInput): OutboxItem[] {
         if (alert.severity === 'low') due = nextLocalTime(due, contact.preferences.digestAt ?? DEFAULT_DIGEST_AT, input.timezone);
         else if (alert.severity !== 'critical') due = afterQuietHours(due, contact, input.timezone);
         const payload: EscalationPayload = {};
+        if (alert.severity === 'low' && channel !== 'webhook') payload.digest = true;
         if (last && policy.repeatEveryS && policy.maxRepeats > 0) payload.repeat = { everyMs: policy.repeatEveryS * 1000, left: policy.maxRepeats };
         if (channel === 'webhook') payload.webhook = { url: contact.webhookUrl!, secret: contact.webhookSecret!, event: 'alert.opened', body: input.webhookBody(alert) };
         rows.push({

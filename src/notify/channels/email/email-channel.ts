@@ -48,8 +48,8 @@ export interface AlertEmail {
   html: string;
 }
 
-export function alertEmail(alert: Alert, resident: Resident | null, publicUrl?: string): AlertEmail {
-  const { title, text } = alertMessage(alert, resident);
+export function alertEmail(alert: Alert, resident: Resident | null, publicUrl?: string, digest?: Alert[]): AlertEmail {
+  const { title, text } = alertMessage(alert, resident, digest);
   const link = publicUrl ? `${publicUrl.replace(/\/+$/, '')}/#/alerts/${encodeURIComponent(alert.id)}` : null;
   const rows: [string, string][] = [
     ['Alert', alert.type],
@@ -93,10 +93,10 @@ export class EmailChannel implements Channel {
     });
   }
 
-  async send({ item, alert, resident, contact }: Delivery): Promise<{ providerId?: string }> {
+  async send({ item, alert, resident, contact, digest }: Delivery): Promise<{ providerId?: string }> {
     if (!contact) throw new PermanentDeliveryError('the contact was deleted');
     if (!contact.email) throw new PermanentDeliveryError(`contact ${contact.id} has no email address`);
-    const { subject, text, html } = alertEmail(alert, resident, this.o.publicUrl);
+    const { subject, text, html } = alertEmail(alert, resident, this.o.publicUrl, digest);
     const messageId = messageIdFor(item.id, this.o.from);
     const urgent = alert.severity === 'critical' || alert.severity === 'high';
     try {

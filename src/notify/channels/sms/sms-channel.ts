@@ -12,7 +12,7 @@ import { phoneOf, type TwilioChannelOptions } from '../twilio/twilio-client.js';
 
 export const SMS_ACK_HINT = 'Reply OK to acknowledge.';
 
-export const smsBody = (d: Pick<Delivery, 'alert' | 'resident'>): string => `${alertMessage(d.alert, d.resident).text} ${SMS_ACK_HINT}`;
+export const smsBody = (d: Pick<Delivery, 'alert' | 'resident' | 'digest'>): string => `${alertMessage(d.alert, d.resident, d.digest).text} ${SMS_ACK_HINT}`;
 
 export class SmsChannel implements Channel {
   readonly name = 'sms';

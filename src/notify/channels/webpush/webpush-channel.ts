@@ -69,8 +69,8 @@ export interface PushPayload {
   url: string;
 }
 
-export function pushPayload(alert: Alert, resident: Resident | null): PushPayload {
-  const { title, text } = alertMessage(alert, resident);
+export function pushPayload(alert: Alert, resident: Resident | null, digest?: Alert[]): PushPayload {
+  const { title, text } = alertMessage(alert, resident, digest);
   return { title, body: text, alertId: alert.id, type: alert.type, severity: alert.severity, url: `/#/alerts/${encodeURIComponent(alert.id)}` };
 }
 
@@ -96,11 +96,11 @@ export class WebPushChannel implements Channel {
   readonly name = 'push';
   constructor(private readonly o: WebPushChannelOptions) {}
 
-  async send({ alert, resident, contact }: Delivery): Promise<{ providerId?: string }> {
+  async send({ alert, resident, contact, digest }: Delivery): Promise<{ providerId?: string }> {
     if (!contact) throw new PermanentDeliveryError('the contact was deleted');
     const subs = contact.preferences.pushSubscriptions ?? [];
     if (subs.length === 0) throw new PermanentDeliveryError(`contact ${contact.id} has no push subscription`);
-    const payload = JSON.stringify(pushPayload(alert, resident));
+    const payload = JSON.stringify(pushPayload(alert, resident, digest));
     const options: RequestOptions = {
       vapidDetails: { subject: this.o.subject, publicKey: this.o.keys.publicKey, privateKey: this.o.keys.privateKey },
       TTL: ttlSeconds(alert.severity),
