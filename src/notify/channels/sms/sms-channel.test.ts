@@ -3,7 +3,7 @@ import { ConfigError } from '../../../core/config.js';
 import { alertMessage } from '../../messages.js';
 import { PermanentDeliveryError, type Channel, type Delivery } from '../../types.js';
 import { startFakeTwilio, type FakeTwilio } from '../twilio/testing/fake-twilio.js';
-import { testAlert, testContact, testDelivery } from '../twilio/testing/deliveries.js';
+import { testAlert, testContact, testDelivery } from '../../testing/deliveries.js';
 import { createTwilioChannels, publicBaseUrl } from '../twilio/twilio-channels.js';
 import { TwilioClient } from '../twilio/twilio-client.js';
 import { SmsChannel } from './sms-channel.js';

@@ -5,7 +5,7 @@ import { createHttpServer } from '../../../api/http-server.js';
 import type { AcknowledgementService } from '../../types.js';
 import { SmsChannel } from '../sms/sms-channel.js';
 import { VoiceChannel } from '../voice/voice-channel.js';
-import { testAlert, testDelivery } from './testing/deliveries.js';
+import { testAlert, testDelivery } from '../../testing/deliveries.js';
 import { startFakeTwilio, type FakeTwilio } from './testing/fake-twilio.js';
 import { TwilioClient } from './twilio-client.js';
 import { twilioSignature } from './twilio-signature.js';

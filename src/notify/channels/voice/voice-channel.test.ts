@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentDeliveryError } from '../../types.js';
 import { startFakeTwilio, wellFormedXml, type FakeTwilio } from '../twilio/testing/fake-twilio.js';
-import { testAlert, testContact, testDelivery } from '../twilio/testing/deliveries.js';
+import { testAlert, testContact, testDelivery } from '../../testing/deliveries.js';
 import { TwilioClient } from '../twilio/twilio-client.js';
 import { callTwiml, VoiceChannel } from './voice-channel.js';
 

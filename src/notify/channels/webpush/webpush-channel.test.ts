@@ -7,6 +7,7 @@ import { loadConfig } from '../../../core/config.js';
 import { SqliteStore } from '../../../store/sqlite/sqlite-store.js';
 import type { Alert, Contact, OutboxItem, Resident } from '../../../store/types.js';
 import { PermanentDeliveryError, type Delivery } from '../../types.js';
+import { testAlert, testItem } from '../../testing/deliveries.js';
 import { createPushAndEmailChannels } from '../index-push-email.js';
 import { removePushSubscription } from './subscriptions.js';
 import { startPushService, type PushService } from './testing/push-service.js';
@@ -16,39 +17,9 @@ const T0 = Date.UTC(2026, 10, 26, 10, 0, 0);
 const SUBJECT = 'mailto:ops@vigil.test';
 
 const resident: Resident = { id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null, medicalNotes: null, createdAt: T0 };
-const alertOf = (severity: Alert['severity'], type = 'FALL'): Alert => ({
-  id: `alr_${severity}`,
-  residentId: resident.id,
-  deviceId: 'band-1',
-  type,
-  severity,
-  state: 'open',
-  openedAt: T0,
-  detectedAt: T0 + 400,
-  delayMs: 400,
-  acknowledgedAt: null,
-  acknowledgedBy: null,
-  ackNote: null,
-  resolvedAt: null,
-  lastSeenAt: T0,
-  occurrences: 1,
-  evidence: {},
-});
-const itemFor = (alert: Alert, contactId: string): OutboxItem => ({
-  id: `${alert.id}:0:${contactId}:push`,
-  alertId: alert.id,
-  step: 0,
-  contactId,
-  channel: 'push',
-  payload: {},
-  status: 'sending',
-  attempts: 1,
-  nextAttemptAt: T0,
-  lastError: null,
-  providerId: null,
-  createdAt: T0,
-  updatedAt: T0,
-});
+const alertOf = (severity: Alert['severity'], type = 'FALL'): Alert =>
+  testAlert({ id: `alr_${severity}`, residentId: resident.id, type, severity, openedAt: T0, detectedAt: T0 + 400, delayMs: 400, lastSeenAt: T0 });
+const itemFor = (alert: Alert, contactId: string): OutboxItem => testItem(alert, contactId, 'push');
 
 let dir = '';
 let store: SqliteStore;

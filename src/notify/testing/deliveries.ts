@@ -1,6 +1,6 @@
-/** Alerts, residents, contacts and outbox rows for the Twilio channel tests. */
-import type { Alert, Contact, OutboxItem, Resident } from '../../../../store/types.js';
-import type { Delivery } from '../../../types.js';
+/** Alerts, residents, contacts and outbox rows for the channel tests. */
+import type { Alert, Contact, OutboxItem, Resident } from '../../store/types.js';
+import type { Delivery } from '../types.js';
 
 const T0 = Date.UTC(2025, 2, 14, 9, 30);
 
@@ -45,14 +45,13 @@ export function testContact(patch: Partial<Contact> = {}): Contact {
   };
 }
 
-export function testDelivery(channel: string, patch: Partial<Delivery> = {}): Delivery {
-  const alert = patch.alert ?? testAlert();
-  const contact = patch.contact === undefined ? testContact() : patch.contact;
-  const item: OutboxItem = {
-    id: `${alert.id}:0:${contact?.id ?? 'con_gone'}:${channel}`,
+/** The row of step 0 for (alert, contact, channel), as a sender has just claimed it. */
+export function testItem(alert: Alert, contactId: string, channel: string): OutboxItem {
+  return {
+    id: `${alert.id}:0:${contactId}:${channel}`,
     alertId: alert.id,
     step: 0,
-    contactId: contact?.id ?? 'con_gone',
+    contactId,
     channel,
     payload: {},
     status: 'sending',
@@ -63,5 +62,10 @@ export function testDelivery(channel: string, patch: Partial<Delivery> = {}): De
     createdAt: T0,
     updatedAt: T0,
   };
-  return { item, alert, resident: testResident(), contact, ...patch };
+}
+
+export function testDelivery(channel: string, patch: Partial<Delivery> = {}): Delivery {
+  const alert = patch.alert ?? testAlert();
+  const contact = patch.contact === undefined ? testContact() : patch.contact;
+  return { item: testItem(alert, contact?.id ?? 'con_gone', channel), alert, resident: testResident(), contact, ...patch };
 }
