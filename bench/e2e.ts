@@ -5,6 +5,10 @@
  *   npm run bench:e2e -- [--backend embedded|nats-pg] [--rates 10000,20000,40000,50000,60000,80000 (nats-pg: 2500,…,40000)]
  *                        [--step 10] [--warmup 3] [--batch 50] [--connections 64]
  *                        [--lag-limit 2] [--keep-going] [--pg-admin-url URL] [--nats-servers HOST:PORT]
+ *                        [--acc-hz 25]
+ *
+ * `--acc-hz HZ` puts a 5-s accelerometer burst at HZ in every reading, as a real band sends
+ * (bench/lib/load.ts `accReading`; ~2.8 KB per reading at 25 Hz); default 0: no accelerometer.
  *
  * Each step offers a fixed rate (autocannon `overallRate`, readings/s ÷ readings per request)
  * while `GET /v1/admin/groups` is sampled every second. A step holds when every answer was 202,
@@ -23,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { cpuSecondsByName, describeMachine, machineBusySeconds } from './lib/machine.js';
 import { fixed, formatTable, int } from './lib/table.js';
 import { cpuSeconds } from './lib/children.js';
-import { runLoad, type LoadResult } from './lib/load.js';
+import { accReading, ACC_BURST_SEC, runLoad, type LoadResult } from './lib/load.js';
 import { groups, registerDevices, scrapeMetrics, startVigilProcess, type BenchDevice, type GroupView, type VigilProcess } from './lib/vigil-process.js';
 
 const { values: opt } = parseArgs({
@@ -37,6 +41,7 @@ const { values: opt } = parseArgs({
     connections: { type: 'string', default: '64' },
     'lag-limit': { type: 'string', default: '2' },
     'keep-going': { type: 'boolean', default: false },
+    'acc-hz': { type: 'string', default: '0' },
     'pg-admin-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     'nats-servers': { type: 'string', default: '127.0.0.1:4222' },
   },
@@ -49,6 +54,7 @@ const WARMUP_SEC = Number(opt.warmup);
 const BATCH = Number(opt.batch);
 const CONNECTIONS = Number(opt.connections);
 const LAG_LIMIT_SEC = Number(opt['lag-limit']);
+const ACC_HZ = Number(opt['acc-hz']);
 const CATCH_UP_BETWEEN_STEPS_MS = 20_000;
 /** Steps are not started past this (from the start of the first step): the run stays < 3 min. */
 const STEP_BUDGET_MS = 150_000;
@@ -177,7 +183,7 @@ async function runStep(vigil: VigilProcess, devices: BenchDevice[], offered: num
   const t0 = performance.now();
   let load: LoadResult;
   try {
-    load = await runLoad({ url: vigil.url, devices, readingsPerRequest: BATCH, durationSec: STEP_SEC, connections: CONNECTIONS, overallRate: offered / BATCH });
+    load = await runLoad({ url: vigil.url, devices, readingsPerRequest: BATCH, durationSec: STEP_SEC, connections: CONNECTIONS, overallRate: offered / BATCH, accHz: ACC_HZ });
   } finally {
     clearInterval(timer);
   }
@@ -296,6 +302,11 @@ async function main(): Promise<number> {
     `  load    autocannon in this process, ${CONNECTIONS} connections (one device each), pipelining 1, ${BATCH} readings/request, ` +
       `overallRate = offered ÷ ${BATCH} req/s; ${WARMUP_SEC} s warm-up, then ${STEP_SEC} s per step: ${RATES.map(int).join(', ')} readings/s`,
   );
+  log(
+    ACC_HZ > 0
+      ? `  body    every reading carries a ${ACC_BURST_SEC}-s accelerometer burst at ${ACC_HZ} Hz (${Buffer.byteLength(accReading('bench-0000', 0, Date.now(), ACC_HZ))} bytes per reading), contiguous in event time per device`
+      : '  body    readings of ~160 bytes, no accelerometer (--acc-hz to add bursts)',
+  );
   log(`  holds   every answer 202, achieved ≥ ${ACHIEVED_MIN_SHARE * 100}% of offered, every group's lag at the end of the step < ${LAG_LIMIT_SEC} s worth of records`);
 
   const engines = BACKEND === 'nats-pg' ? await freshNatsPg() : null;
@@ -315,7 +326,7 @@ async function main(): Promise<number> {
     vigil = await startVigilProcess({ flags: { '--archive-flush-interval-ms': 1000, ...engines?.flags } });
     const devices = await registerDevices(vigil, CONNECTIONS);
     if (WARMUP_SEC > 0) {
-      const w = await runLoad({ url: vigil.url, devices, readingsPerRequest: BATCH, durationSec: WARMUP_SEC, connections: CONNECTIONS, overallRate: RATES[0] / BATCH });
+      const w = await runLoad({ url: vigil.url, devices, readingsPerRequest: BATCH, durationSec: WARMUP_SEC, connections: CONNECTIONS, overallRate: RATES[0] / BATCH, accHz: ACC_HZ });
       acceptedRequests += w.requests - w.not202;
       if (w.not202 + w.errors + w.timeouts > 0) broke = true;
     }

@@ -123,8 +123,10 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   const limiter = new DeviceRateLimiter(config['ingest.rateLimitPerSecond'], config['ingest.rateLimitBurst']);
   let closeWarehouse = async () => {};
   if (opts.api ?? true) {
-    registerIngest(app, { config, stream, auth: new DeviceAuth(store), limiter, metrics });
-    registerAdminApi(app, store, admin, siteDetectionSettings(config));
+    // One token cache, shared: a rotation or revocation through the admin API evicts the old token at once.
+    const deviceAuth = new DeviceAuth(store);
+    registerIngest(app, { config, stream, auth: deviceAuth, limiter, metrics });
+    registerAdminApi(app, store, admin, siteDetectionSettings(config), deviceAuth);
     registerAlertsApi(app, store, admin);
     const warehouse = await warehouseQueries(config, host);
     closeWarehouse = warehouse.close;

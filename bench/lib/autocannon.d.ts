@@ -31,6 +31,8 @@ declare module 'autocannon' {
     connections?: number;
     pipelining?: number;
     duration?: number;
+    /** Total requests to send; overrides `duration`. */
+    amount?: number;
     timeout?: number;
     /** Requests/s over all connections (spread evenly over them). */
     overallRate?: number;

@@ -94,3 +94,14 @@ export function cpuSeconds(pid: number): number | null {
     return null;
   }
 }
+
+/** Resident set size and its peak (VmRSS, VmHWM from /proc/<pid>/status, Linux), bytes; null elsewhere. */
+export function memoryOf(pid: number): { rss: number; peak: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+    return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return null;
+  }
+}

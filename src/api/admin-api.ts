@@ -8,7 +8,8 @@ import { newSecret } from '../core/ids.js';
 import type { Contact, ContactPatch, Resident, Severity, Store } from '../store/types.js';
 import { CHANNEL_NAMES, policyFor, policySchema, residentPolicyKey } from '../notify/escalation/escalation-policy.js';
 import type { AdminAuth } from './admin-auth.js';
-import { addContact, createResident, registerDevice, type NewContact, type NewResident } from './admin-service.js';
+import type { DeviceAuth } from '../ingest/device-auth.js';
+import { addContact, createResident, registerDevice, revokeDeviceToken, rotateDeviceToken, type NewContact, type NewResident } from './admin-service.js';
 import { effectiveSettings, overridesSchema, residentSettingsKey, type DetectionOverrides, type DetectionSettings } from '../detectors/detection-settings.js';
 
 const residentBody = {
@@ -41,6 +42,12 @@ const deviceBody = {
     deviceId: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,64}$' },
     residentId: { type: 'string', minLength: 1, maxLength: 100 },
   },
+} as const;
+
+const deviceParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: deviceBody.properties.deviceId },
 } as const;
 
 const HHMM = '^([01][0-9]|2[0-3]):[0-5][0-9]$';
@@ -101,8 +108,18 @@ const publicContact = (c: Contact) => ({
 });
 const publicResident = (r: Resident) => ({ ...r, createdAt: new Date(r.createdAt).toISOString() });
 
-/** `site`: the detection settings the deployment's config gives everyone (processor/groups/registry.ts). */
-export function registerAdminApi(app: FastifyInstance, store: Store, admin: AdminAuth, site: DetectionSettings): void {
+/**
+ * `site`: the detection settings the deployment's config gives everyone (processor/groups/registry.ts).
+ * `devices`: the ingest's token cache in this process, told when a device's token changes so
+ * the old token is refused from the next request on (docs/api.md, Revocation).
+ */
+export function registerAdminApi(
+  app: FastifyInstance,
+  store: Store,
+  admin: AdminAuth,
+  site: DetectionSettings,
+  devices: Pick<DeviceAuth, 'invalidateDevice'>,
+): void {
   const detectionOf = async (id: string) => {
     if (!(await store.getResident(id))) throw new VigilError('NOT_FOUND', `no resident ${id}`);
     const saved = await store.getSetting(residentSettingsKey(id));
@@ -184,6 +201,22 @@ export function registerAdminApi(app: FastifyInstance, store: Store, admin: Admi
     scope.post('/v1/devices', { schema: { body: deviceBody } }, async (req, reply) =>
       reply.code(201).send(await registerDevice(store, req.body as { deviceId: string; residentId: string })),
     );
+
+    // A new token, shown once; the old one stops working (docs/api.md, Revocation).
+    scope.post('/v1/devices/:id/token', { schema: { params: deviceParams } }, async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const rotated = await rotateDeviceToken(store, id);
+      devices.invalidateDevice(id);
+      return reply.code(201).send(rotated);
+    });
+
+    // No token works for the device any more; it stays registered.
+    scope.delete('/v1/devices/:id/token', { schema: { params: deviceParams } }, async (req, reply) => {
+      const { id } = req.params as { id: string };
+      await revokeDeviceToken(store, id);
+      devices.invalidateDevice(id);
+      return reply.code(204).send();
+    });
 
     scope.post('/v1/residents/:id/contacts', { schema: { body: contactBody } }, async (req, reply) =>
       reply.code(201).send(await addContact(store, (req.params as { id: string }).id, req.body as NewContact)),

@@ -52,6 +52,21 @@ export async function registerDevice(store: Store, body: { deviceId: string; res
   return { deviceId: body.deviceId, token };
 }
 
+/**
+ * A new token for a registered device, returned once; the old one finds nothing in the
+ * store from now on. `NOT_FOUND` for an unknown device.
+ */
+export async function rotateDeviceToken(store: Store, deviceId: string): Promise<{ deviceId: string; token: string }> {
+  const token = newSecret('vdev');
+  if (!(await store.setDeviceToken(deviceId, hashSecret(token)))) throw new VigilError('NOT_FOUND', `no device ${deviceId}`);
+  return { deviceId, token };
+}
+
+/** No token works for the device any more; it stays registered (a rotation gives it a new one). */
+export async function revokeDeviceToken(store: Store, deviceId: string): Promise<void> {
+  if (!(await store.setDeviceToken(deviceId, null))) throw new VigilError('NOT_FOUND', `no device ${deviceId}`);
+}
+
 export async function addContact(store: Store, residentId: string, body: NewContact): Promise<{ id: string; webhookSecret?: string }> {
   if (body.webhookUrl) {
     try {

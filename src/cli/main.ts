@@ -109,7 +109,9 @@ async function main(argv: string[]): Promise<void> {
       const store = await openStore(config);
       const key = await AdminAuth.reset(store);
       await store.close();
-      process.stdout.write(`new admin key: ${key}\n(restart a running Vigil for it to take effect)\n`);
+      process.stdout.write(
+        `new admin key: ${key}\n(takes effect within 2 s in every running Vigil on this store, no restart needed; a Vigil configured with adminKey / VIGIL_ADMIN_KEY sets that key back when it starts: change it there too)\n`,
+      );
       return;
     }
     case 'keys': {

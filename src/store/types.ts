@@ -182,6 +182,13 @@ export interface Store {
   /** Fails with a `CONFLICT` VigilError if the deviceId is taken. */
   createDevice(d: { deviceId: string; residentId: string; tokenHash: string }): Promise<Device>;
   findDeviceByTokenHash(tokenHash: string): Promise<Device | null>;
+  /**
+   * Replaces the device's token hash (rotation): from then on the old hash finds nothing and
+   * the new one finds the device. `null` revokes: the device stays registered (readings,
+   * alerts, MQTT by device id) but no token finds it. Returns the device, or null when no
+   * device has that id. Fails with a `CONFLICT` VigilError if another device has that hash.
+   */
+  setDeviceToken(deviceId: string, tokenHash: string | null): Promise<Device | null>;
   /** The device by its id (MQTT ingest, where the broker authenticated the device). */
   getDevice(deviceId: string): Promise<Device | null>;
   listDevices(residentId: string): Promise<Device[]>;

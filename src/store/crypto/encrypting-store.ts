@@ -184,6 +184,9 @@ export class EncryptingStore implements Store {
   getDevice(deviceId: string): Promise<Device | null> {
     return this.inner.getDevice(deviceId);
   }
+  setDeviceToken(deviceId: string, tokenHash: string | null): Promise<Device | null> {
+    return this.inner.setDeviceToken(deviceId, tokenHash);
+  }
   listDevices(residentId: string): Promise<Device[]> {
     return this.inner.listDevices(residentId);
   }

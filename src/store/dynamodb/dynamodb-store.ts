@@ -11,6 +11,8 @@
  *    base item, so a stale index entry can never cause a double claim or a lost update.
  * 2. A device token is found through its own item `TOKEN#<sha256>` (strongly consistent, and
  *    unique by `attribute_not_exists`), never through an index; the token is not stored.
+ *    The device item's `tokenHash` names its lookup item (absent: revoked); a rotation or
+ *    revocation rewrites it and deletes the old lookup item in one transaction.
  * 3. At most one unresolved alert per (resident, type): the marker item
  *    `RESIDENT#<r>` / `UNRESOLVED#<type>` names it, created with `attribute_not_exists`
  *    and deleted on resolve, in the same transaction as the alert. Alert items carry a
@@ -553,6 +555,49 @@ export class DynamoDbStore implements Store {
   async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
     const item = await this.get(key.token(tokenHash));
     return item ? toDevice(item) : null;
+  }
+
+  /**
+   * One transaction, conditioned on the hash read from the device item (a concurrent rotation
+   * makes it re-read): the device item's `tokenHash` set or removed, the old `TOKEN#` item
+   * deleted, the new one put with `attribute_not_exists` (a hash in use → CONFLICT).
+   */
+  async setDeviceToken(deviceId: string, tokenHash: string | null): Promise<Device | null> {
+    for (let round = 0; ; round++) {
+      const current = await this.get(key.device(deviceId));
+      if (!current) return null;
+      const device = toDevice(current);
+      const old: string | null = current.tokenHash ?? null;
+      if (old === tokenHash) return device;
+      const values: Record<string, string> = {};
+      if (tokenHash !== null) values[':new'] = tokenHash;
+      if (old !== null) values[':old'] = old;
+      const items: TransactItem[] = [
+        {
+          Update: {
+            TableName: this.table,
+            Key: key.device(deviceId),
+            UpdateExpression: tokenHash === null ? 'REMOVE #tokenHash' : 'SET #tokenHash = :new',
+            ConditionExpression: `attribute_exists(pk) AND ${old === null ? 'attribute_not_exists(#tokenHash)' : '#tokenHash = :old'}`,
+            ExpressionAttributeNames: names('tokenHash'),
+            ...(Object.keys(values).length && { ExpressionAttributeValues: values }),
+          },
+        },
+      ];
+      if (tokenHash !== null) {
+        items.push({ Put: { TableName: this.table, Item: { ...key.token(tokenHash), ...device }, ConditionExpression: 'attribute_not_exists(pk)' } });
+      }
+      if (old !== null) items.push({ Delete: { TableName: this.table, Key: key.token(old) } });
+      try {
+        await this.transactRetryingConflicts(items);
+        return device;
+      } catch (err) {
+        const codes = cancellationCodes(err);
+        if (codes?.[0] === 'ConditionalCheckFailed' && round < 50) continue; // changed or deleted meanwhile: re-read
+        if (tokenHash !== null && codes?.[1] === 'ConditionalCheckFailed') throw new VigilError('CONFLICT', 'token hash is already in use');
+        throw err;
+      }
+    }
   }
 
   async getDevice(deviceId: string): Promise<Device | null> {

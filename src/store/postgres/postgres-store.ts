@@ -12,8 +12,9 @@
  *    schema is created under an advisory lock, so processes opening together do not race
  *    on `CREATE TABLE IF NOT EXISTS`; `schema_version` holds its version.
  * 2. `devices.token_hash` is the SHA-256 of the device token, unique; the token itself is
- *    never stored. `contacts.webhook_secret` is kept as given: the notifier needs the key
- *    itself to sign webhook bodies.
+ *    never stored; NULL is a revoked token (NULLs are distinct in the unique index).
+ *    `contacts.webhook_secret` is kept as given: the notifier needs the key itself to sign
+ *    webhook bodies.
  * 3. `alerts`: at most one row per (resident_id, type) with state <> 'resolved' (partial
  *    unique index). An alert id is derived from its trigger, so a row is inserted at most
  *    once; 'resolved' is final. Alert batches touching a resident hold a transaction-level
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS residents (
 CREATE TABLE IF NOT EXISTS devices (
   device_id   text COLLATE "C" PRIMARY KEY,
   resident_id text COLLATE "C" NOT NULL REFERENCES residents(id),
-  token_hash  text COLLATE "C" NOT NULL,
+  token_hash  text COLLATE "C",
   created_at  bigint NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS devices_token_hash ON devices(token_hash);
@@ -168,6 +169,11 @@ const MIGRATE_FROM_1 = `
 ALTER TABLE residents ADD COLUMN IF NOT EXISTS medical_notes text;
 ALTER TABLE contacts ADD COLUMN IF NOT EXISTS preferences jsonb NOT NULL DEFAULT '{}';
 `;
+/**
+ * `devices.token_hash` became nullable (a revoked token) within schema 2: dropped where it is
+ * still NOT NULL. Older Vigils read and write the relaxed column unchanged, so the version stays.
+ */
+const TOKEN_HASH_NOT_NULL = `SELECT 1 FROM pg_attribute WHERE attrelid = 'devices'::regclass AND attname = 'token_hash' AND attnotnull`;
 const STATUS_CHECKS = `SELECT c.conname AS name FROM pg_constraint AS c
   JOIN pg_attribute AS a ON a.attrelid = c.conrelid AND c.conkey = ARRAY[a.attnum]
   WHERE c.conrelid = 'outbox'::regclass AND c.contype = 'c' AND a.attname = 'status'`;
@@ -200,6 +206,7 @@ const SQL = {
   insertDevice: 'INSERT INTO devices (device_id, resident_id, token_hash, created_at) VALUES ($1, $2, $3, $4)',
   deviceByTokenHash: 'SELECT device_id, resident_id, created_at FROM devices WHERE token_hash = $1',
   deviceById: 'SELECT device_id, resident_id, created_at FROM devices WHERE device_id = $1',
+  setDeviceToken: 'UPDATE devices SET token_hash = $2 WHERE device_id = $1 RETURNING device_id, resident_id, created_at',
   listDevices: 'SELECT device_id, resident_id, created_at FROM devices WHERE resident_id = $1 ORDER BY created_at, device_id',
   insertContact: `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, preferences, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
@@ -439,6 +446,7 @@ async function migrate(pool: pg.Pool, url: string): Promise<void> {
     }
     if (version === 1) await migrateFrom1(client);
     await client.query(SCHEMA);
+    if ((await client.query(TOKEN_HASH_NOT_NULL)).rows.length) await client.query('ALTER TABLE devices ALTER COLUMN token_hash DROP NOT NULL');
     if (rows.length === 0) await client.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION]);
     else await client.query('UPDATE schema_version SET version = $1', [SCHEMA_VERSION]);
   });
@@ -644,6 +652,16 @@ export class PostgresStore implements Store {
   async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
     const { rows } = await run<DeviceRow>(this.pool, 'deviceByTokenHash', [tokenHash]);
     return rows.length ? toDevice(rows[0]) : null;
+  }
+
+  async setDeviceToken(deviceId: string, tokenHash: string | null): Promise<Device | null> {
+    try {
+      const { rows } = await run<DeviceRow>(this.pool, 'setDeviceToken', [deviceId, tokenHash]);
+      return rows.length ? toDevice(rows[0]) : null;
+    } catch (err) {
+      if (err instanceof pg.DatabaseError && err.code === UNIQUE_VIOLATION) throw new VigilError('CONFLICT', 'token hash is already in use');
+      throw err;
+    }
   }
 
   async getDevice(deviceId: string): Promise<Device | null> {

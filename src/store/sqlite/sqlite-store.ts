@@ -8,8 +8,9 @@
  *    so writers queue on the write lock (`busy_timeout`) instead of failing when a deferred
  *    read lock cannot be upgraded.
  * 2. `devices.token_hash` is the SHA-256 of the device token, unique; the token itself is
- *    never stored. `contacts.webhook_secret` is kept as given: the notifier needs the key
- *    itself to sign webhook bodies.
+ *    never stored; NULL is a revoked token (NULLs do not collide in the unique index).
+ *    `contacts.webhook_secret` is kept as given: the notifier needs the key itself to sign
+ *    webhook bodies.
  * 3. `alerts`: at most one row per (resident_id, type) with state != 'resolved' (partial
  *    unique index). An alert id is derived from its trigger, so a row is inserted at most
  *    once; 'resolved' is final.
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS residents (
 CREATE TABLE IF NOT EXISTS devices (
   device_id   TEXT PRIMARY KEY,
   resident_id TEXT NOT NULL REFERENCES residents(id),
-  token_hash  TEXT NOT NULL,
+  token_hash  TEXT,
   created_at  INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS devices_token_hash ON devices(token_hash);
@@ -212,6 +213,7 @@ function openDatabase(path: string): Database.Database {
     }
     if (version === 1) migrateFrom1(db);
     db.exec(SCHEMA);
+    allowRevokedTokens(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
   return db;
@@ -228,6 +230,28 @@ function migrateFrom1(db: Database.Database): void {
   `);
   db.exec(SCHEMA);
   db.exec('INSERT INTO outbox SELECT * FROM outbox_v1; DROP TABLE outbox_v1;');
+}
+
+/**
+ * `devices.token_hash` became nullable (a revoked token) within schema 2: a file whose column
+ * is still NOT NULL gets its devices table rebuilt (SQLite cannot drop a NOT NULL). Nothing
+ * references `devices`, and older Vigils read and write the relaxed table unchanged, so the
+ * schema version stays.
+ */
+function allowRevokedTokens(db: Database.Database): void {
+  const columns = db.pragma('table_info(devices)') as { name: string; notnull: number }[];
+  if (!columns.find((c) => c.name === 'token_hash')?.notnull) return;
+  db.exec(`
+    ALTER TABLE devices RENAME TO devices_old;
+    DROP INDEX IF EXISTS devices_token_hash;
+    DROP INDEX IF EXISTS devices_resident;
+  `);
+  db.exec(SCHEMA);
+  db.exec(`
+    INSERT INTO devices (device_id, resident_id, token_hash, created_at)
+      SELECT device_id, resident_id, token_hash, created_at FROM devices_old;
+    DROP TABLE devices_old;
+  `);
 }
 
 function prepareStatements(db: Database.Database) {
@@ -253,6 +277,7 @@ function prepareStatements(db: Database.Database) {
     ),
     deviceByTokenHash: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE token_hash = ?'),
     deviceById: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE device_id = ?'),
+    setDeviceToken: db.prepare<[string | null, string], DeviceRow>('UPDATE devices SET token_hash = ? WHERE device_id = ? RETURNING *'),
     listDevices: db.prepare<[string], DeviceRow>('SELECT * FROM devices WHERE resident_id = ? ORDER BY created_at, device_id'),
     insertContact: db.prepare(
       `INSERT INTO contacts (id, resident_id, name, phone, email, webhook_url, webhook_secret, preferences, created_at)
@@ -456,6 +481,17 @@ export class SqliteStore implements Store {
 
   async findDeviceByTokenHash(tokenHash: string): Promise<Device | null> {
     const row = this.q.deviceByTokenHash.get(tokenHash);
+    return row ? toDevice(row) : null;
+  }
+
+  async setDeviceToken(deviceId: string, tokenHash: string | null): Promise<Device | null> {
+    let row: DeviceRow | undefined;
+    try {
+      row = this.q.setDeviceToken.get(tokenHash, deviceId);
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new VigilError('CONFLICT', 'token hash is already in use');
+      throw err;
+    }
     return row ? toDevice(row) : null;
   }
 

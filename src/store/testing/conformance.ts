@@ -185,6 +185,48 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(await store.findDeviceByTokenHash('e'.repeat(64))).toBeNull();
       });
 
+      it('rotates and revokes a device token: the old hash finds nothing, the device stays', async () => {
+        const store = await connect();
+        await store.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+        const d1 = await store.createDevice({ deviceId: 'band-1', residentId: 'res-1', tokenHash: 'a'.repeat(64) });
+        const d2 = await store.createDevice({ deviceId: 'band-2', residentId: 'res-1', tokenHash: 'b'.repeat(64) });
+
+        // Rotation: the new hash finds the device, the old one nothing.
+        expect(await store.setDeviceToken('band-1', 'c'.repeat(64))).toEqual(d1);
+        expect(await store.findDeviceByTokenHash('a'.repeat(64))).toBeNull();
+        expect(await store.findDeviceByTokenHash('c'.repeat(64))).toEqual(d1);
+        expect(await store.setDeviceToken('band-1', 'c'.repeat(64))).toEqual(d1); // the same hash again: unchanged
+        expect(await store.findDeviceByTokenHash('c'.repeat(64))).toEqual(d1);
+
+        // A hash another device holds is refused; nothing changes.
+        await expectVigilError(store.setDeviceToken('band-2', 'c'.repeat(64)), 'CONFLICT');
+        expect(await store.findDeviceByTokenHash('b'.repeat(64))).toEqual(d2);
+        expect(await store.findDeviceByTokenHash('c'.repeat(64))).toEqual(d1);
+
+        // Revocation: no hash finds the device, which stays registered; two revoked devices do not collide.
+        expect(await store.setDeviceToken('band-1', null)).toEqual(d1);
+        expect(await store.setDeviceToken('band-2', null)).toEqual(d2);
+        expect(await store.setDeviceToken('band-2', null)).toEqual(d2);
+        for (const h of ['a', 'b', 'c']) expect(await store.findDeviceByTokenHash(h.repeat(64))).toBeNull();
+        expect(await store.getDevice('band-1')).toEqual(d1);
+        expect((await store.listDevices('res-1')).map((x) => x.deviceId).sort()).toEqual(['band-1', 'band-2']);
+
+        // A revoked device can get a token again; the old hashes stay dead.
+        expect(await store.setDeviceToken('band-2', 'd'.repeat(64))).toEqual(d2);
+        expect(await store.findDeviceByTokenHash('d'.repeat(64))).toEqual(d2);
+
+        // Unknown device: null, and nothing is written.
+        expect(await store.setDeviceToken('band-nope', 'e'.repeat(64))).toBeNull();
+        expect(await store.setDeviceToken('band-nope', null)).toBeNull();
+        expect(await store.findDeviceByTokenHash('e'.repeat(64))).toBeNull();
+        expect(await store.getDevice('band-nope')).toBeNull();
+
+        const restarted = await restart(store);
+        expect(await restarted.findDeviceByTokenHash('d'.repeat(64))).toEqual(d2);
+        for (const h of ['a', 'b', 'c']) expect(await restarted.findDeviceByTokenHash(h.repeat(64))).toBeNull();
+        expect(await restarted.getDevice('band-1')).toEqual(d1);
+      });
+
       it('creates contacts with their webhook secret and rejects an unknown resident', async () => {
         const store = await connect();
         await store.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });

@@ -1,0 +1,102 @@
+/**
+ * Read-only views of a running Vigil's data dir (embedded backends), from the benchmark's
+ * process: the stream through Vigil's own compiled `EmbeddedStream` (read-only connection; it
+ * starts no writer unless something appends), and the consumer groups' checkpoints in
+ * `store.db` (`checkpoints (grp, part, sequence, snapshot, updated_at)`,
+ * src/store/sqlite/sqlite-store.ts), read with better-sqlite3. SQLite's WAL lets these readers
+ * run beside Vigil's writers.
+ */
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Stream } from '../../src/stream/types.js';
+
+const { EmbeddedStream } = (await import(new URL('../../dist/stream/embedded/embedded-stream.js', import.meta.url).href)) as typeof import('../../src/stream/embedded/embedded-stream.js');
+
+/** The stream of the data dir, as Vigil's groups see it. `partitions` must match `stream.partitions`. */
+export function openStreamReadOnly(dataDir: string, partitions: number): Stream {
+  return new EmbeddedStream({ dataDir, partitions, retentionMs: 365 * 86_400_000 });
+}
+
+export async function heads(stream: Stream): Promise<(number | null)[]> {
+  const out: (number | null)[] = [];
+  for (let p = 0; p < stream.partitions; p++) {
+    const h = await stream.head(p);
+    out.push(h === null ? null : Number(h));
+  }
+  return out;
+}
+
+export interface CheckpointRow {
+  part: number;
+  sequence: number | null;
+  /** JSON length of the snapshot (0 when none). */
+  snapshotBytes: number;
+}
+
+export class StoreReader {
+  private readonly db: Database.Database;
+  private readonly byGroup;
+  private readonly snapshots;
+
+  constructor(dataDir: string) {
+    this.db = new Database(join(dataDir, 'store.db'), { readonly: true, fileMustExist: true });
+    this.db.pragma('busy_timeout = 5000');
+    this.byGroup = this.db.prepare<[string], { part: number; sequence: string | null; snapshotBytes: number | null }>(
+      'SELECT part, sequence, length(snapshot) AS snapshotBytes FROM checkpoints WHERE grp = ? ORDER BY part',
+    );
+    this.snapshots = this.db.prepare<[string], { part: number; snapshot: string | null }>('SELECT part, snapshot FROM checkpoints WHERE grp = ? ORDER BY part');
+  }
+
+  checkpoints(group: string): CheckpointRow[] {
+    return this.byGroup.all(group).map((r) => ({ part: r.part, sequence: r.sequence === null ? null : Number(r.sequence), snapshotBytes: r.snapshotBytes ?? 0 }));
+  }
+
+  /** The snapshot texts of a group's partitions (alerts: `{"devices":{...}}`). */
+  snapshotTexts(group: string): { part: number; snapshot: string | null }[] {
+    return this.snapshots.all(group);
+  }
+
+  /** Records checkpointed by `group` (sum over partitions of min(checkpoint, head)), and whether it reached every head. */
+  progress(group: string, headsNow: (number | null)[]): { records: number; caughtUp: boolean } {
+    const cps = new Map(this.checkpoints(group).map((c) => [c.part, c.sequence]));
+    let records = 0;
+    let caughtUp = true;
+    headsNow.forEach((h, p) => {
+      if (h === null) return;
+      const cp = cps.get(p) ?? null;
+      records += Math.min(cp ?? 0, h);
+      if (cp === null || cp < h) caughtUp = false;
+    });
+    return { records, caughtUp };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/**
+ * Polls every 100 ms until each group of `names` has checkpointed every head of `headsNow`;
+ * returns when (performance.now()), or null after `timeoutMs`. `onSample` gets the records
+ * checkpointed so far (summed over the groups) at each poll.
+ */
+export async function waitCheckpointed(
+  store: StoreReader,
+  names: string[],
+  headsNow: (number | null)[],
+  timeoutMs: number,
+  onSample?: (records: number, at: number) => void,
+): Promise<number | null> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const at = performance.now();
+    const ps = names.map((g) => store.progress(g, headsNow));
+    onSample?.(
+      ps.reduce((a, p) => a + p.records, 0),
+      at,
+    );
+    if (ps.every((p) => p.caughtUp)) return at;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
