@@ -55,6 +55,12 @@ describe('vigil CLI', () => {
     expect((await api(base, 'POST', '/v1/simulator/scenarios', { token: adminKey, body: { device: 99, scenario: 'FALL' } })).status).toBe(400);
     const fall = await waitFor('FALL alert', async () => (await api(base, 'GET', '/v1/alerts?type=FALL', { token: adminKey })).body.alerts?.[0], 20_000, 250);
     expect(fall).toMatchObject({ type: 'FALL', severity: 'critical', deviceId: 'band-0002' });
+    // The demo contacts' inbox prints every step of the escalation; the status line counts them.
+    const stepLine = (step: number) => new RegExp(`notify {2}FALL \\(critical\\) of ${fall.residentId}: step ${step} reached contact con_\\S+ by webhook`);
+    await waitFor('the whole escalation', async () => [0, 1, 2].every((step) => stepLine(step).test(out)), 40_000, 250);
+    await waitFor('notifications in the status line', async () => /notifications [3-9]\d* sent/.test(out), 5_000);
+    // Acknowledging stops it: no repeat of the last step comes.
+    expect((await api(base, 'POST', `/v1/alerts/${fall.id}/ack`, { token: adminKey, body: { by: 'demo' } })).status).toBe(200);
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
@@ -76,7 +82,7 @@ describe('vigil CLI', () => {
       await stream.close();
       await store.close();
     }
-  }, 90_000);
+  }, 120_000);
 
   describe('replay', () => {
     let vigil: Vigil;

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
-import { ADMIN_KEY, api, reading, registerResident, startTestVigil, waitFor, webhookReceiver } from './helpers.js';
+import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor, webhookReceiver } from './helpers.js';
 
 type Hooks = Awaited<ReturnType<typeof webhookReceiver>>;
 
@@ -83,6 +83,22 @@ describe('escalation end to end', () => {
     expect((await notifications(alert.id)).map((n) => [n.step, n.status])).toEqual([[0, 'sent'], [1, 'cancelled']]);
   });
 
+  it('stops when the resident says they are OK (SOS_CANCEL)', async () => {
+    const h = await household('band-esc-7');
+    await api(base, 'PUT', `/v1/residents/${h.residentId}/escalation`, {
+      token: ADMIN_KEY,
+      body: { critical: { steps: [{ afterS: 0, contacts: 'primary', channels: ['webhook'] }, { afterS: 3, contacts: 'all', channels: ['webhook'] }] } },
+    });
+    const alert = await raiseSos(h);
+    await waitFor('first step', async () => deliveriesFor(primary, alert.id).length === 1);
+    const cancel = await api(base, 'POST', '/v1/readings', { token: h.token, body: reading(h.deviceId, 2, Date.now(), { events: ['SOS_CANCEL'] }) });
+    expect(cancel.status).toBe(202);
+    await waitFor('resolved by the resident', async () => (await api(base, 'GET', `/v1/alerts/${alert.id}`, { token: ADMIN_KEY })).body.state === 'resolved');
+    await new Promise((r) => setTimeout(r, 3500));
+    expect(deliveriesFor(secondary, alert.id)).toEqual([]);
+    expect((await notifications(alert.id)).filter((n) => n.step === 1).map((n) => n.status)).toEqual(['cancelled', 'cancelled']);
+  });
+
   it('holds a non-critical alert during a contact’s quiet hours, but not a critical one', async () => {
     const h = await household('band-esc-3', { primary: { quietHours: { start: '00:00', end: '23:59' } } });
     const t0 = Date.now() - 60_000;
@@ -131,5 +147,32 @@ describe('escalation end to end', () => {
     expect((await api(base, 'DELETE', `/v1/contacts/${h.secondaryId}`, { token: ADMIN_KEY })).status).toBe(404);
     const resident = await api(base, 'GET', `/v1/residents/${h.residentId}`, { token: ADMIN_KEY });
     expect(resident.body.contacts.map((c: any) => c.id)).toEqual([h.primaryId]);
+  });
+});
+
+describe('escalation across a restart', () => {
+  it('sends the steps still due after a restart, each once', async () => {
+    const hooks = await webhookReceiver();
+    const dataDir = tempDir();
+    let vigil = await startTestVigil({}, dataDir);
+    try {
+      const r = await registerResident(vigil.url, 'band-restart', hooks.url);
+      await api(vigil.url, 'PUT', `/v1/residents/${r.residentId}/escalation`, {
+        token: ADMIN_KEY,
+        body: { critical: { steps: [{ afterS: 0, contacts: 'all', channels: ['webhook'] }, { afterS: 4, contacts: 'all', channels: ['webhook'] }] } },
+      });
+      expect((await api(vigil.url, 'POST', '/v1/readings', { token: r.token, body: reading('band-restart', 1, Date.now(), { events: ['SOS'] }) })).status).toBe(202);
+      await waitFor('step 0', async () => hooks.deliveries.length === 1);
+      await vigil.stop();
+      vigil = await startTestVigil({}, dataDir);
+      await waitFor('step 1 after the restart', async () => hooks.deliveries.length === 2, 15_000);
+      await new Promise((res) => setTimeout(res, 1500));
+      const ids = hooks.deliveries.map((d) => String(d.headers['x-vigil-delivery']));
+      expect(ids.map((id) => id.split(':')[1])).toEqual(['0', '1']);
+      expect(new Set(ids).size).toBe(2);
+    } finally {
+      await vigil.stop();
+      await hooks.close();
+    }
   });
 });

@@ -13,6 +13,8 @@ import { provisionFleet } from '../simulator/provision.js';
 import { Fleet } from '../simulator/fleet.js';
 import { scheduleDemoScenarios } from '../simulator/demo.js';
 import { registerSimulatorApi, type FleetHolder } from '../api/simulator-api.js';
+import { DEMO_INBOX_PATH, DEMO_POLICIES, registerDemoInbox } from '../simulator/demo-inbox.js';
+import { residentPolicyKey } from '../notify/escalation/escalation-policy.js';
 
 /** The simulator provisions through the store directly: the admin key may not be known in clear. */
 function inProcessAdmin(vigil: Vigil): AdminClient {
@@ -34,7 +36,12 @@ async function statusLine(vigil: Vigil, since: { at: number; accepted: number })
     .map((g) => `${g.name}=${g.running && g.stats ? g.stats.partitions.reduce((n, p) => n + p.lag, 0) : 'down'}`)
     .join(' ');
   const open = await vigil.store.countOpenAlerts();
-  return `[${new Date(now).toISOString().slice(11, 19)}] ${rate.toFixed(1)} readings/s accepted (${accepted} total) | lag ${lags} | ${open} open alerts`;
+  const sent = vigil.host.stats().reduce((n, g) => n + (g.counters?.notificationsSent ?? 0), 0);
+  const failed = vigil.host.stats().reduce((n, g) => n + (g.counters?.notificationsFailed ?? 0), 0);
+  return (
+    `[${new Date(now).toISOString().slice(11, 19)}] ${rate.toFixed(1)} readings/s accepted (${accepted} total) | lag ${lags} | ${open} open alerts` +
+    ` | notifications ${sent} sent${failed ? `, ${failed} failed` : ''}`
+  );
 }
 
 /** What this process runs: everything (`start`), the API and ingest (`api`), or groups (`worker`). */
@@ -47,8 +54,16 @@ export async function runStart(flags: Record<string, string>, configFile?: strin
   const config = loadConfig({ flags, file: configFile });
   if (!role.api && config.simulate > 0) throw new ConfigError('--simulate needs the ingest: use it with `vigil start` or `vigil api`');
   const fleetHolder: FleetHolder = { fleet: null };
-  const vigil = await startVigil({ config, api: role.api, groups: role.groups, routes: (app, admin) => registerSimulatorApi(app, fleetHolder, admin) });
   const out = (line: string) => process.stdout.write(line + '\n');
+  const vigil = await startVigil({
+    config,
+    api: role.api,
+    groups: role.groups,
+    routes: (app, admin) => {
+      registerSimulatorApi(app, fleetHolder, admin);
+      if (config.simulate > 0) registerDemoInbox(app, out);
+    },
+  });
 
   out('');
   out(`Vigil ${role.api ? 'is running' : 'worker is running'} on ${vigil.url}${role.groups.length ? ` with groups ${role.groups.join(', ')}` : ' (API and ingest only)'}`);
@@ -64,13 +79,19 @@ export async function runStart(flags: Record<string, string>, configFile?: strin
   let fleet: Fleet | null = null;
   let cancelDemo: (() => void) | null = null;
   if (config.simulate > 0) {
-    const devices = await provisionFleet(inProcessAdmin(vigil), config.simulate, { stateFile: join(config.dataDir, 'simulator.json') });
+    const devices = await provisionFleet(inProcessAdmin(vigil), config.simulate, {
+      stateFile: join(config.dataDir, 'simulator.json'),
+      contactWebhookUrl: vigil.url + DEMO_INBOX_PATH,
+    });
+    // The demo's short escalation, unless an admin set one for that resident since.
+    for (const residentId of new Set(devices.map((d) => d.residentId))) await vigil.store.setSettingIfAbsent(residentPolicyKey(residentId), JSON.stringify(DEMO_POLICIES));
     fleet = new Fleet({ url: vigil.url, devices });
     fleet.start();
     fleetHolder.fleet = fleet;
     cancelDemo = scheduleDemoScenarios(fleet);
     out(`  simulator  ${devices.length} residents, one reading every 5 s each; SOS, tachycardia and hypoxia scenarios start within 30 s`);
     out(`             more on command: POST ${vigil.url}/v1/simulator/scenarios {"device":0,"scenario":"FALL"}   (admin key)`);
+    out(`  contacts   each resident's contact gets webhooks at ${vigil.url}${DEMO_INBOX_PATH}: every escalation step prints a "notify" line`);
   }
   out('');
 
