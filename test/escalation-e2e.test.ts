@@ -137,6 +137,17 @@ describe('escalation end to end', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('reads and changes the site’s default policy per severity', async () => {
+    const before = await api(base, 'GET', '/v1/escalation/defaults', { token: ADMIN_KEY });
+    expect(before.body.medium.source).toBe('default');
+    const put = await api(base, 'PUT', '/v1/escalation/defaults', { token: ADMIN_KEY, body: { medium: { steps: [{ afterS: 60, contacts: 'all', channels: ['webhook'] }] } } });
+    expect(put.status).toBe(200);
+    expect(put.body.medium).toEqual({ source: 'site', policy: { steps: [{ afterS: 60, contacts: 'all', channels: ['webhook'] }], repeatEveryS: null, maxRepeats: 0 } });
+    const h = await household('band-esc-8');
+    expect((await api(base, 'GET', `/v1/residents/${h.residentId}/escalation`, { token: ADMIN_KEY })).body.effective.medium.source).toBe('site');
+    expect((await api(base, 'PUT', '/v1/escalation/defaults', { token: ADMIN_KEY, body: { urgent: {} } })).status).toBe(400);
+  });
+
   it('updates a contact’s preferences and addresses, and deletes a contact', async () => {
     const h = await household('band-esc-6');
     const patched = await api(base, 'PATCH', `/v1/contacts/${h.primaryId}`, { token: ADMIN_KEY, body: { phone: '+33 6 11 22 33 44', preferences: { priority: 3, channels: ['sms'] } } });

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { VigilError } from '../core/errors.js';
 import { newSecret } from '../core/ids.js';
 import type { Contact, ContactPatch, Resident, Severity, Store } from '../store/types.js';
-import { CHANNEL_NAMES, policyFor, policySchema, residentPolicyKey } from '../notify/escalation/escalation-policy.js';
+import { CHANNEL_NAMES, DEFAULT_POLICIES, normalizePolicy, policyFor, policySchema, residentPolicyKey, sitePolicyKey } from '../notify/escalation/escalation-policy.js';
 import type { AdminAuth } from './admin-auth.js';
 import type { DeviceAuth } from '../ingest/device-auth.js';
 import { addContact, createResident, registerDevice, revokeDeviceToken, rotateDeviceToken, type NewContact, type NewResident } from './admin-service.js';
@@ -91,6 +91,12 @@ const contactPatch = {
 } as const;
 
 const SEVERITIES: Severity[] = ['critical', 'high', 'medium', 'low'];
+const siteEscalationBody = {
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: Object.fromEntries(SEVERITIES.map((k) => [k, policySchema])),
+} as const;
 const escalationBody = {
   type: 'object',
   additionalProperties: false,
@@ -178,6 +184,22 @@ export function registerAdminApi(
       await escalationOf(id);
       await store.setSetting(residentPolicyKey(id), JSON.stringify(req.body));
       return escalationOf(id);
+    });
+
+    // The site's default policy per severity (residents without their own use it).
+    const siteDefaults = async () =>
+      Object.fromEntries(
+        await Promise.all(
+          SEVERITIES.map(async (sev) => {
+            const saved = await store.getSetting(sitePolicyKey(sev));
+            return [sev, saved ? { policy: normalizePolicy(JSON.parse(saved)), source: 'site' } : { policy: DEFAULT_POLICIES[sev], source: 'default' }] as const;
+          }),
+        ),
+      );
+    scope.get('/v1/escalation/defaults', async () => siteDefaults());
+    scope.put('/v1/escalation/defaults', { schema: { body: siteEscalationBody } }, async (req) => {
+      for (const [sev, policy] of Object.entries(req.body as Record<string, unknown>)) await store.setSetting(sitePolicyKey(sev as Severity), JSON.stringify(policy));
+      return siteDefaults();
     });
 
     scope.patch('/v1/contacts/:id', { schema: { body: contactPatch } }, async (req) => {
