@@ -26,11 +26,12 @@ import { cpus } from 'node:os';
 import { detectFallsInRecording, parseAccCsv, type AccRecording } from '../src/detectors/fall/fall-csv.js';
 import { DEFAULT_FALL_SETTINGS, FALL_MODEL, type FallCandidateTrace, type FallDecision, type FallModel } from '../src/detectors/fall/fall-detector.js';
 import { loadWeda, resampleCsv, type ResampleMethod, type WedaRecording } from './weda.js';
+import { wedaFallDir } from '../src/testing/datasets.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
   options: {
-    dataset: { type: 'string', default: process.env.WEDA_FALL_DIR ?? resolve(repo, '../shared/datasets/weda-fall') },
+    dataset: { type: 'string', default: wedaFallDir() ?? resolve(repo, '../shared/datasets/weda-fall') },
     cache: { type: 'string', default: resolve(repo, '.cache/weda-fall') },
   },
 });

@@ -10,10 +10,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAccCsv, type AccRecording } from '../src/detectors/fall/fall-csv.js';
+import { parseAccCsv, wedaToGCsv, type AccRecording } from '../src/detectors/fall/fall-csv.js';
 
-/** Standard gravity: WEDA-FALL stores m/s² including gravity. */
-const G = 9.81;
 
 export interface WedaRecording {
   /** e.g. "F01/U01_R01". */
@@ -57,17 +55,7 @@ export async function loadWeda(datasetDir: string, cacheDir: string): Promise<We
 }
 
 /** WEDA-FALL's `accel_time_list,accel_x_list,...` in m/s² → `t,x,y,z` in g, same rows. */
-export function toGCsv(text: string): string {
-  const lines = text.replace(/^\uFEFF/, '').split('\n');
-  const out: string[] = ['t,x,y,z'];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (!line) continue;
-    const [t, x, y, z] = line.split(',').map(Number);
-    out.push(`${t},${(x / G).toFixed(5)},${(y / G).toFixed(5)},${(z / G).toFixed(5)}`);
-  }
-  return out.join('\n') + '\n';
-}
+export const toGCsv = wedaToGCsv;
 
 export type ResampleMethod = 'box' | 'linear' | 'cubic';
 

@@ -5,17 +5,18 @@
  * in the warehouse; real wrist recordings replayed as 5-s readings raise the same falls as
  * `vigil detect-falls` finds in the files.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
 import { ResidentModel, type WireReading } from '../src/simulator/resident-model.js';
 import { generateReadings } from '../src/simulator/offline.js';
 import { replayCsvFiles } from '../src/simulator/csv-replay.js';
-import { detectFallsInFile } from '../src/detectors/fall/fall-csv.js';
+import { detectFallsInFile, wedaToGCsv } from '../src/detectors/fall/fall-csv.js';
+import { wedaFallDir } from '../src/testing/datasets.js';
 import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor, webhookReceiver } from './helpers.js';
 
-const WEDA = '../shared/datasets/weda-fall/50Hz';
+const DATASET = wedaFallDir();
 
 async function post(base: string, token: string, readings: unknown[]) {
   for (let i = 0; i < readings.length; i += 500) {
@@ -126,15 +127,14 @@ describe('detection end to end', () => {
     expect(bad.status).toBe(400);
   });
 
-  const sources = ['F01/U01_R01', 'F04/U05_R02', 'F02/U03_R01', 'D04/U02_R01', 'D10/U21_R01'].map((f) => join(WEDA, `${f}_accel.csv`));
-  /** WEDA-FALL rows (s, m/s²) as the `t,x,y,z` CSV in g that detect-falls and --from-csv read. */
+  const sources = ['F01/U01_R01', 'F04/U05_R02', 'F02/U03_R01', 'D04/U02_R01', 'D10/U21_R01'].map((f) => join(DATASET ?? '', '50Hz', `${f}_accel.csv`));
+  /** A WEDA-FALL recording as the `t,x,y,z` CSV in g that detect-falls and --from-csv read. */
   const toGCsv = (file: string) => {
-    const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').map(Number));
     const out = join(tempDir('vigil-weda-'), 'recording.csv');
-    writeFileSync(out, ['t,x,y,z', ...rows.map(([t, x, y, z]) => [t, x / 9.81, y / 9.81, z / 9.81].join(','))].join('\n'));
+    writeFileSync(out, wedaToGCsv(readFileSync(file, 'utf8')));
     return out;
   };
-  it.skipIf(!sources.every((f) => existsSync(f)))(
+  it.skipIf(!DATASET)(
     'replays real wrist recordings as 5-s readings and raises the falls `vigil detect-falls` finds in them',
     { timeout: 120_000 },
     async () => {

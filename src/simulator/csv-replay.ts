@@ -17,6 +17,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Vec3 } from './accelerometer.js';
+import { FallCsvError, parseAccCsv, WEDA_HEADER, wedaToGCsv, type AccRecording } from '../detectors/fall/fall-csv.js';
 import { postReadings } from './fleet.js';
 import { Random, hashString } from './prng.js';
 import { HttpAdminClient, provisionFleet, type AdminClient } from './provision.js';
@@ -35,7 +36,6 @@ export interface AccelerometerRecording {
 export type CsvReading = Omit<WireReading, 'steps'>;
 
 const READING_MS = 5000;
-const STANDARD_GRAVITY = 9.80665; // m/s² per g
 const MAX_ACC_SAMPLES = 2000; // what ingest takes per reading (DESIGN §3.1)
 const MAX_ATTEMPTS = 8;
 
@@ -44,35 +44,24 @@ export class CsvFormatError extends Error {
   override name = 'CsvFormatError';
 }
 
-/** Parses a recording; throws a CsvFormatError naming the line of the first bad row. */
+/**
+ * Parses a recording with the fall detector's own CSV front end (`t,x,y,z` in g, or WEDA-FALL's
+ * m/s² columns converted first); throws a CsvFormatError naming the line of the first bad row.
+ */
 export function parseAccelerometerCsv(text: string, name = 'CSV'): AccelerometerRecording {
-  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const header = lines[0]
-    .split(',')
-    .map((h) => h.trim().toLowerCase())
-    .join(',');
-  let scale: number;
-  if (header === 't,x,y,z') scale = 1;
-  else if (header === 'accel_time_list,accel_x_list,accel_y_list,accel_z_list') scale = 1 / STANDARD_GRAVITY;
-  else throw new CsvFormatError(`${name}: header must be t,x,y,z (seconds, g) or accel_time_list,accel_x_list,accel_y_list,accel_z_list (m/s²); got ${JSON.stringify(lines[0].slice(0, 80))}`);
-  const r3 = (v: number) => Math.round(v * scale * 1000) / 1000;
-  const samples: Vec3[] = [];
-  let first = NaN;
-  let last = NaN;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i].trim();
-    if (line === '') continue;
-    const f = line.split(',');
-    const v = f.map(Number);
-    if (f.length !== 4 || !v.every(Number.isFinite)) throw new CsvFormatError(`${name}:${i + 1}: expected 4 numbers; got ${JSON.stringify(line.slice(0, 80))}`);
-    if (Number.isNaN(first)) first = v[0];
-    last = v[0];
-    samples.push([r3(v[1]), r3(v[2]), r3(v[3])]);
+  const header = text.replace(/^\uFEFF/, '').split(/\r?\n/, 1)[0].trim().toLowerCase();
+  let rec: AccRecording;
+  try {
+    rec = parseAccCsv(header === WEDA_HEADER ? wedaToGCsv(text) : text, name);
+  } catch (err) {
+    if (err instanceof FallCsvError) throw new CsvFormatError(err.message);
+    throw err;
   }
-  if (samples.length < 2 || !(last > first)) throw new CsvFormatError(`${name}: needs at least two rows over a positive time span`);
-  const hz = Math.round(((samples.length - 1) / (last - first)) * 100) / 100;
-  if (hz < 1 || (hz * READING_MS) / 1000 > MAX_ACC_SAMPLES)
-    throw new CsvFormatError(`${name}: estimated ${hz} Hz; a 5-s reading must hold 5 to ${MAX_ACC_SAMPLES} samples (1 to ${MAX_ACC_SAMPLES / 5} Hz)`);
+  const hz = Math.round(rec.hz * 100) / 100;
+  if ((hz * READING_MS) / 1000 > MAX_ACC_SAMPLES)
+    throw new CsvFormatError(`${name}: estimated ${hz} Hz; a 5-s reading must hold at most ${MAX_ACC_SAMPLES} samples (${MAX_ACC_SAMPLES / 5} Hz)`);
+  const r3 = (v: number) => Math.round(v * 1000) / 1000;
+  const samples: Vec3[] = Array.from(rec.x, (x, i) => [r3(x), r3(rec.y[i]), r3(rec.z[i])]);
   return { hz, durationS: samples.length / hz, samples };
 }
 

@@ -47,6 +47,25 @@ export interface AccRecording {
   z: Float64Array;
 }
 
+/** WEDA-FALL's header: time in s, acceleration in m/s² including gravity (../shared/datasets/weda-fall). */
+export const WEDA_HEADER = 'accel_time_list,accel_x_list,accel_y_list,accel_z_list';
+/** m/s² per g, as the dataset's README says to convert (the eval and the frozen model use it). */
+const STANDARD_GRAVITY = 9.81;
+
+/** A WEDA-FALL recording (m/s², its own header) as the `t,x,y,z` CSV in g this parser reads, row for row. */
+export function wedaToGCsv(text: string): string {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const out: string[] = ['t,x,y,z'];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i].trim();
+    if (!line) continue;
+    const f = line.split(',');
+    // A malformed row stays malformed, so the parser reports it at the same line.
+    out.push(f.length === 4 ? `${f[0]},${Number(f[1]) / STANDARD_GRAVITY},${Number(f[2]) / STANDARD_GRAVITY},${Number(f[3]) / STANDARD_GRAVITY}` : line);
+  }
+  return out.join('\n') + '\n';
+}
+
 /** Parses `t,x,y,z` CSV text; throws FallCsvError naming the file and line. */
 export function parseAccCsv(text: string, name: string): AccRecording {
   let pos = 0;

@@ -4,23 +4,14 @@
  * was fitted on, not an evaluation: `npm run eval:falls` is (docs/detection.md).
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { detectFallsInRecording, parseAccCsv } from './fall-csv.js';
+import { wedaFallDir } from '../../testing/datasets.js';
+import { detectFallsInRecording, parseAccCsv, wedaToGCsv } from './fall-csv.js';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const DATASET = process.env.WEDA_FALL_DIR ?? resolve(repo, '../shared/datasets/weda-fall');
+const DATASET = wedaFallDir() ?? '';
 
-/** WEDA-FALL's m/s² columns → the `t,x,y,z` g CSV detect-falls reads. */
-function load(key: string) {
-  const text = readFileSync(join(DATASET, '50Hz', `${key}_accel.csv`), 'utf8');
-  const lines = text.trim().split('\n').slice(1).map((l) => {
-    const [t, x, y, z] = l.split(',').map(Number);
-    return `${t},${x / 9.81},${y / 9.81},${z / 9.81}`;
-  });
-  return parseAccCsv(['t,x,y,z', ...lines].join('\n'), key);
-}
+const load = (key: string) => parseAccCsv(wedaToGCsv(readFileSync(join(DATASET, '50Hz', `${key}_accel.csv`), 'utf8')), key);
 
 function labelOf(key: string): [number, number] {
   const line = readFileSync(join(DATASET, 'fall_timestamps.csv'), 'utf8').split('\n').find((l) => l.replace(/^\uFEFF/, '').startsWith(key + ','));
@@ -31,7 +22,7 @@ function labelOf(key: string): [number, number] {
 
 const fallsIn = (key: string) => detectFallsInRecording(load(key)).filter((d) => d.kind === 'fall');
 
-describe('WEDA-FALL recordings', () => {
+describe.skipIf(!DATASET)('WEDA-FALL recordings', () => {
   it.each([
     ['F01/U01_R01', 'forward slip while walking'],
     ['F03/U01_R01', 'backward slip while walking'],

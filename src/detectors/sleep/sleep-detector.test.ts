@@ -1,5 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { accumulateMovement, type MoveFilter } from './movement.js';
 import {
@@ -14,6 +13,7 @@ import {
   type SleepState,
 } from './sleep-detector.js';
 import { at, HOUR, MIN, readingsFor, type Segment } from './testing/signals.js';
+import { wedaFallDir } from '../../testing/datasets.js';
 
 interface Run {
   epochs: ScoredEpoch[];
@@ -303,9 +303,10 @@ describe('sleep detector: streaming and state', () => {
 });
 
 /** WEDA-FALL: real 50 Hz wrist recordings (Fitbit Sense), young and 77–95-year-old wearers. */
-const WEDA = fileURLToPath(new URL('../../../../shared/datasets/weda-fall/50Hz/', import.meta.url));
+const DATASET = wedaFallDir();
+const WEDA = DATASET ? `${DATASET}/50Hz/` : '';
 
-describe.skipIf(!existsSync(WEDA))('movement counts on real wrist recordings (WEDA-FALL)', () => {
+describe.skipIf(!DATASET)('movement counts on real wrist recordings (WEDA-FALL)', () => {
   const load = (act: string) =>
     readdirSync(WEDA + act)
       .sort()
