@@ -5,10 +5,11 @@
  *   npm run bench:e2e -- [--backend embedded|nats-pg] [--rates 10000,20000,40000,50000,60000,80000 (nats-pg: 2500,…,40000)]
  *                        [--step 10] [--warmup 3] [--batch 50] [--connections 64]
  *                        [--lag-limit 2] [--keep-going] [--pg-admin-url URL] [--nats-servers HOST:PORT]
- *                        [--acc-hz 25]
+ *                        [--acc-hz 25] [--cpu-prof DIR]
  *
  * `--acc-hz HZ` puts a 5-s accelerometer burst at HZ in every reading, as a real band sends
- * (bench/lib/load.ts `accReading`; ~2.8 KB per reading at 25 Hz); default 0: no accelerometer.
+ * (bench/lib/load.ts `accReading`; ~2.7 KB per reading at 25 Hz); default 0: no accelerometer.
+ * `--cpu-prof DIR` starts Vigil under `node --cpu-prof` (summarise with lib/cpuprofile-summary.ts).
  *
  * Each step offers a fixed rate (autocannon `overallRate`, readings/s ÷ readings per request)
  * while `GET /v1/admin/groups` is sampled every second. A step holds when every answer was 202,
@@ -42,6 +43,7 @@ const { values: opt } = parseArgs({
     'lag-limit': { type: 'string', default: '2' },
     'keep-going': { type: 'boolean', default: false },
     'acc-hz': { type: 'string', default: '0' },
+    'cpu-prof': { type: 'string' },
     'pg-admin-url': { type: 'string', default: 'postgres://postgres@127.0.0.1:5432/test' },
     'nats-servers': { type: 'string', default: '127.0.0.1:4222' },
   },
@@ -323,7 +325,8 @@ async function main(): Promise<number> {
   let broke = false;
   try {
     log(`  vigil   node bin/vigil.js start --simulate 0, rate limit off, --archive-flush-interval-ms 1000${engines ? `; ${engines.describe}` : ', embedded stream, SQLite store, DuckDB warehouse'}`);
-    vigil = await startVigilProcess({ flags: { '--archive-flush-interval-ms': 1000, ...engines?.flags } });
+    const nodeArgs = opt['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', opt['cpu-prof']] : [];
+    vigil = await startVigilProcess({ nodeArgs, flags: { '--archive-flush-interval-ms': 1000, ...engines?.flags } });
     const devices = await registerDevices(vigil, CONNECTIONS);
     if (WARMUP_SEC > 0) {
       const w = await runLoad({ url: vigil.url, devices, readingsPerRequest: BATCH, durationSec: WARMUP_SEC, connections: CONNECTIONS, overallRate: RATES[0] / BATCH, accHz: ACC_HZ });

@@ -3,7 +3,7 @@
  * set size of the process and as the alerts group's detector state, at growing fleet sizes,
  * against the same Vigil with no device, in one run. See docs/performance.md.
  *
- *   npm run bench:memory -- [--sizes 10000,100000,250000] [--readings 4] [--acc-hz 25]
+ *   npm run bench:memory -- [--sizes 10000,50000,100000] [--readings 2] [--acc-hz 25]
  *                           [--register sql|api] [--api-sample 2000] [--concurrency 32]
  *                           [--settle 5] [--catch-up-timeout 300] [--cpu-prof DIR]
  *
@@ -22,9 +22,20 @@
  *    group's snapshot in store.db (`checkpoints.snapshot`, the JSON of every device's
  *    detector state per partition): bytes per device, and which detector holds what (from
  *    partition 0's snapshot).
+ * 5. A device's state after weeks, in-process (`steady-days`, default 40; 0 to skip): one
+ *    simulated resident's days (src/simulator, 25-Hz bursts every 5 s) through the same
+ *    detectors (bench/lib/steady-state.ts): daily histories (35 days of activity, 14 nights of
+ *    resting pulse) fill up, which a few readings per device cannot show.
+ *
+ * Sizes: the issue asks for 10k, 100k and 250k; on a 2-core box 250k takes ~10 min or more
+ * (the alerts and warehouse groups snapshot every device of a partition at each flush, so
+ * catching up slows down as the fleet grows), so the default stops at 100k (~3 min); run
+ * `--sizes 10000,100000,250000 --catch-up-timeout 900` for the issue's sizes.
  *
  * Target (issue): ≤ 2 KB of state per device (the JSON state figure). Reported, not asserted.
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { parseArgs } from 'node:util';
 import { describeMachine, machineBusySeconds } from './lib/machine.js';
 import { fixed, formatTable, int } from './lib/table.js';
@@ -34,17 +45,19 @@ import { bulkRegister, registerMany, type RegisteredDevice } from './lib/registe
 import { sendEach } from './lib/send-each.js';
 import { heads, openStreamReadOnly, StoreReader, waitCheckpointed } from './lib/data-dir.js';
 import { scrapeMetrics, startVigilProcess, type VigilProcess } from './lib/vigil-process.js';
+import { steadyState, type SteadyState } from './lib/steady-state.js';
 
 const { values: opt } = parseArgs({
   options: {
-    sizes: { type: 'string', default: '10000,100000,250000' },
-    readings: { type: 'string', default: '4' },
+    sizes: { type: 'string', default: '10000,50000,100000' },
+    readings: { type: 'string', default: '2' },
     'acc-hz': { type: 'string', default: '25' },
     register: { type: 'string', default: 'sql' },
     'api-sample': { type: 'string', default: '2000' },
     concurrency: { type: 'string', default: '32' },
     settle: { type: 'string', default: '5' },
     'catch-up-timeout': { type: 'string', default: '300' },
+    'steady-days': { type: 'string', default: '40' },
     'cpu-prof': { type: 'string' },
   },
 });
@@ -57,6 +70,7 @@ const API_SAMPLE = Number(opt['api-sample']);
 const CONCURRENCY = Number(opt.concurrency);
 const SETTLE_MS = Number(opt.settle) * 1000;
 const CATCH_UP_TIMEOUT_MS = Number(opt['catch-up-timeout']) * 1000;
+const STEADY_DAYS = Number(opt['steady-days']);
 const PARTITIONS = 8;
 const GROUPS = ['alerts', 'warehouse', 'archive'];
 const TARGET_STATE_BYTES = 2048;
@@ -97,25 +111,69 @@ async function sampleRss(pid: number, n = 5, everyMs = 1000): Promise<{ rss: num
   return { rss: rss[Math.floor(n / 2)], peak };
 }
 
-/** Average JSON bytes per device of each part of a partition's alerts snapshot. */
-function breakdown(snapshot: string): { devices: number; perDevice: number; parts: [string, number][] } {
-  const parsed = JSON.parse(snapshot) as { devices: Record<string, { residentId: string; state: Record<string, unknown> }> };
+interface Breakdown {
+  devices: number;
+  /** JSON bytes per device (its entry in the snapshot). */
+  perDevice: number;
+  /** JS heap per device of the same state parsed in this process (see heapOf). */
+  heapPerDevice: number | null;
+  parts: [string, number][];
+}
+
+/** `gc()` without starting node with --expose-gc (only for the heap estimate below). */
+function gcFunction(): (() => void) | null {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return vm.runInNewContext('gc') as () => void;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What a partition's `{"devices":{...}}` snapshot holds per device, in JSON bytes by part
+ * (one level down into `state`), and the JS heap the parsed state takes in this process: an
+ * estimate of what the group's thread holds live per device (same object shapes, as restored
+ * from a snapshot; the detectors' own objects may differ a little).
+ */
+function breakdown(snapshot: string): Breakdown {
+  const gc = gcFunction();
+  gc?.();
+  const heap0 = process.memoryUsage().heapUsed;
+  const parsed = JSON.parse(snapshot) as { devices: Record<string, Record<string, unknown>> };
+  gc?.();
+  const heap1 = process.memoryUsage().heapUsed;
   const entries = Object.entries(parsed.devices);
   const parts = new Map<string, number>();
+  const add = (k: string, v: number) => parts.set(k, (parts.get(k) ?? 0) + v);
+  const len = (k: string, v: unknown) => JSON.stringify(k).length + 1 + JSON.stringify(v).length + 1;
   let total = 0;
   for (const [id, d] of entries) {
-    const whole = JSON.stringify(id).length + 1 + JSON.stringify(d).length + 1;
+    const whole = len(id, d);
     total += whole;
-    let inState = 0;
-    for (const [k, v] of Object.entries(d.state)) {
-      const len = JSON.stringify(k).length + 1 + JSON.stringify(v).length + 1;
-      inState += len;
-      parts.set(`state.${k}`, (parts.get(`state.${k}`) ?? 0) + len);
+    let counted = 0;
+    for (const [k, v] of Object.entries(d)) {
+      if (k === 'state' && v !== null && typeof v === 'object') {
+        for (const [sk, sv] of Object.entries(v)) {
+          const n = len(sk, sv);
+          add(`state.${sk}`, n);
+          counted += n;
+        }
+      } else if (k !== 'residentId') {
+        const n = len(k, v);
+        add(k, n);
+        counted += n;
+      }
     }
-    parts.set('deviceId key, residentId, braces', (parts.get('deviceId key, residentId, braces') ?? 0) + whole - inState);
+    add('deviceId key, residentId, braces', whole - counted);
   }
   const n = Math.max(1, entries.length);
-  return { devices: entries.length, perDevice: total / n, parts: [...parts].map(([k, v]) => [k, v / n] as [string, number]).sort((a, b) => b[1] - a[1]) };
+  return {
+    devices: entries.length,
+    perDevice: total / n,
+    heapPerDevice: gc && entries.length > 0 ? (heap1 - heap0) / entries.length : null,
+    parts: [...parts].map(([k, v]) => [k, v / n] as [string, number]).sort((a, b) => b[1] - a[1]),
+  };
 }
 
 async function addDevices(vigil: VigilProcess, from: number, count: number): Promise<{ devices: RegisteredDevice[]; seconds: number; how: string; apiPerSec: number | null }> {
@@ -152,7 +210,7 @@ async function main(): Promise<number> {
   const steps: Step[] = [];
   let baseline = { rss: NaN, peak: NaN };
   let apiRate: number | null = null;
-  let parts: ReturnType<typeof breakdown> | null = null;
+  const parts = new Map<string, Breakdown>();
   let broke = false;
   try {
     await sleep(SETTLE_MS);
@@ -222,8 +280,10 @@ async function main(): Promise<number> {
         log(`  ${int(size)}: RSS ${MB(mem.rss)} MB (peak ${MB(mem.peak)} MB), alerts snapshot ${MB(snapshots.alerts)} MB`);
         have = size;
       }
-      const p0 = store.snapshotTexts('alerts').find((r) => r.part === 0)?.snapshot;
-      if (p0) parts = breakdown(p0);
+      for (const g of ['alerts', 'warehouse']) {
+        const p0 = store.snapshotTexts(g).find((r) => r.part === 0)?.snapshot;
+        if (p0) parts.set(g, breakdown(p0));
+      }
     } finally {
       store.close();
       await stream.close();
@@ -237,9 +297,15 @@ async function main(): Promise<number> {
     await vigil.stop();
   }
 
+  let steady: SteadyState | null = null;
+  if (STEADY_DAYS > 0) {
+    steady = steadyState(STEADY_DAYS, ACC_HZ || 25);
+    log(`  steady  ${STEADY_DAYS} simulated days of one resident (${int(steady.readings)} readings) through the detectors in ${fixed(steady.seconds)} s`);
+  }
+
   const pct = (v: number | null) => (v === null ? '-' : `${Math.round(v)}%`);
   log();
-  const rows: (string | number)[][] = [['0 (baseline)', '-', '-', '-', '-', MB(baseline.rss), '-', '-', '-', '-', '-', '-', '-', '-']];
+  const rows: (string | number)[][] = [['0 (baseline)', '-', '-', '-', '-', MB(baseline.rss), '-', '-', '-', '-', '-', '-', '-', '-', '-']];
   steps.forEach((s, i) => {
     const prev = i === 0 ? { devices: 0, rss: baseline.rss } : steps[i - 1];
     const statePerDevice = s.snapshots.alerts / s.devices;
@@ -256,6 +322,7 @@ async function main(): Promise<number> {
       int((s.rss - prev.rss) / (s.devices - prev.devices)),
       MB(s.snapshots.alerts),
       int(statePerDevice),
+      int(s.snapshots.warehouse / s.devices),
       statePerDevice <= TARGET_STATE_BYTES ? 'PASS' : 'MISS',
       pct(s.otherCpuPct),
     ]);
@@ -275,6 +342,7 @@ async function main(): Promise<number> {
         'RSS bytes/device (marginal, vs previous row)',
         'alerts snapshot MB',
         'state bytes/device (JSON)',
+        'warehouse state bytes/device (JSON)',
         `state ≤ ${int(TARGET_STATE_BYTES)} B`,
         'other CPU',
       ],
@@ -282,12 +350,24 @@ async function main(): Promise<number> {
     ),
   );
   log('(RSS: the Vigil process, all threads: HTTP, log writer, three groups, SQLite and DuckDB caches; median of 5 samples 1 s apart once every group');
-  log(' had checkpointed every record. state: JSON length of the alerts group\'s snapshots in store.db ÷ devices. CPU over drive + catch-up)');
+  log(' had checkpointed every record. state: JSON length of the alerts group\'s snapshots in store.db ÷ devices (the target\'s figure);');
+  log(' the warehouse group snapshots its own per-device state (sleep, daily activity) the same way. CPU over drive + catch-up)');
   if (apiRate !== null) log(`admin API registration: ${int(apiRate)} devices/s (resident + device, 16 in flight): ${int(SIZES[SIZES.length - 1] / apiRate)} s for ${int(SIZES[SIZES.length - 1])} devices`);
-  if (parts) {
+  for (const [g, b] of parts) {
     log();
-    log(`what a device's state holds (partition 0's alerts snapshot, ${int(parts.devices)} devices, ${int(parts.perDevice)} bytes/device):`);
-    log(formatTable(['part', 'bytes/device', 'share'], parts.parts.map(([k, v]) => [k, int(v), `${fixed((v / parts!.perDevice) * 100)}%`])));
+    log(
+      `what the ${g} group keeps per device (partition 0's snapshot, ${int(b.devices)} devices): ${int(b.perDevice)} bytes of JSON` +
+        (b.heapPerDevice === null ? '' : `, ~${int(b.heapPerDevice)} bytes of JS heap once parsed (measured in this process)`),
+    );
+    log(formatTable(['part', 'JSON bytes/device', 'share'], b.parts.map(([k, v]) => [k, int(v), `${fixed((v / b.perDevice) * 100)}%`])));
+  }
+  if (steady) {
+    log();
+    log(
+      `after ${steady.days} simulated days (in-process, one resident, the same detectors): alerts state ${int(steady.alertsStateBytes)} bytes of JSON, ` +
+        `warehouse state ${int(steady.warehouseStateBytes)} bytes (without the deviceId key and residentId, ~61 bytes in each snapshot)`,
+    );
+    log(formatTable(['part', 'JSON bytes'], steady.parts.map(([k, v]) => [k, int(v)])));
   }
   const noisy = steps.filter((s) => (s.otherCpuPct ?? 0) > NOISY_OTHER_CPU_PCT);
   if (noisy.length) log(`NOISY: other processes used > ${NOISY_OTHER_CPU_PCT}% of a core during ${noisy.map((s) => int(s.devices)).join(', ')} devices`);
@@ -296,6 +376,11 @@ async function main(): Promise<number> {
     const state = last.snapshots.alerts / last.devices;
     log();
     log(`target (issue): ≤ ${int(TARGET_STATE_BYTES)} bytes of state per device at ${int(last.devices)} devices: ${int(state)} bytes  ${state <= TARGET_STATE_BYTES ? 'PASS' : 'MISS'}`);
+    log(`  with the warehouse group's per-device state: ${int((last.snapshots.alerts + last.snapshots.warehouse) / last.devices)} bytes of JSON per device in all`);
+    if (steady) {
+      const after = steady.alertsStateBytes + 61;
+      log(`  after ${steady.days} days of data (in-process estimate): alerts ~${int(after)} bytes  ${after <= TARGET_STATE_BYTES ? 'PASS' : 'MISS'}; with the warehouse's ~${int(after + steady.warehouseStateBytes + 61)} bytes`);
+    }
     log(`RSS growth per device (not the target's figure): ${int((last.rss - baseline.rss) / last.devices)} bytes over the 0-device baseline`);
   }
   log();

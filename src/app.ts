@@ -21,6 +21,9 @@ import { registerAlertsApi } from './api/alerts-api.js';
 import { registerErasureApi } from './api/erasure-api.js';
 import { openArchive } from './archive/registry.js';
 import { registerWarehouseApi, type WarehouseQueries } from './api/warehouse-api.js';
+import { ApiAccess, PrincipalAuth, registerApiAuth } from './api/principal.js';
+import { registerOpenApi } from './api/openapi.js';
+import { registerThirdPartyApi } from './api/third-party-api.js';
 import { groupsView, registerGroupsApi } from './api/groups-api.js';
 import { registerIngest } from './ingest/http-ingest.js';
 import { registerWebPushApi } from './notify/channels/webpush/webpush-api.js';
@@ -31,6 +34,8 @@ import { StoreAcknowledgements } from './notify/acknowledgements.js';
 import { DeviceAuth } from './ingest/device-auth.js';
 import { DeviceRateLimiter } from './ingest/rate-limit.js';
 import { startMqttIngest } from './ingest/mqtt-ingest.js';
+import { LiveEventSource } from './api/live-event-source.js';
+import { adminAuthenticate, registerLiveEvents } from './api/live-events.js';
 
 export interface VigilOptions {
   config: Config;
@@ -122,16 +127,25 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   const app = createHttpServer({ log, bodyLimit: config['ingest.maxBodyBytes'] });
   const limiter = new DeviceRateLimiter(config['ingest.rateLimitPerSecond'], config['ingest.rateLimitBurst']);
   let closeWarehouse = async () => {};
+  // Live events (GET /v1/events): alerts polled from the store; vitals from this process's ingest,
+  // which appends through `ingestStream` (HTTP and MQTT).
+  const liveEvents = new LiveEventSource(store, { log });
+  const ingestStream = liveEvents.tapStream(stream);
   if (opts.api ?? true) {
+    // Both before any route: the OpenAPI document and the scoped routes' hooks are built as routes are declared.
+    await registerOpenApi(app);
+    const access = new ApiAccess(new PrincipalAuth(store, admin), metrics);
+    await registerApiAuth(app, access, { rateLimitPerMinute: config['api.rateLimitPerMinute'] });
     // One token cache, shared: a rotation or revocation through the admin API evicts the old token at once.
     const deviceAuth = new DeviceAuth(store);
-    registerIngest(app, { config, stream, auth: deviceAuth, limiter, metrics });
+    registerIngest(app, { config, stream: ingestStream, auth: deviceAuth, limiter, metrics });
     registerAdminApi(app, store, admin, siteDetectionSettings(config), deviceAuth);
-    registerAlertsApi(app, store, admin);
+    registerAlertsApi(app, store, access);
     const warehouse = await warehouseQueries(config, host);
     closeWarehouse = warehouse.close;
-    registerWarehouseApi(app, store, warehouse.queries, admin);
+    registerWarehouseApi(app, store, warehouse.queries, access);
     const queries = warehouse.queries;
+    registerThirdPartyApi(app, { store, queries, access });
     registerErasureApi(app, admin, {
       store,
       eraseWarehouse: queries ? (id) => queries.eraseResident(id) : null,
@@ -146,6 +160,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
       },
     });
     registerGroupsApi(app, host, admin);
+    registerLiveEvents(app, liveEvents, { authenticate: adminAuthenticate(admin) });
     registerWebPushApi(app, store, admin, (await vapidKeys(store, config)).publicKey);
     if (config['twilio.accountSid']) {
       registerTwilioWebhooks(app, { authToken: config['twilio.authToken'], publicUrl: publicBaseUrl(config), acks: new StoreAcknowledgements(store) });
@@ -173,6 +188,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
       clearInterval(sweep);
       await mqttIngest?.stop(); // first: what it is appending is acked, the rest is redelivered
       await app.close();
+      await liveEvents.close();
       await stream.close();
       await host.stop();
       await closeWarehouse();
@@ -181,7 +197,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
   if (config['mqtt.url'] && (opts.api ?? true)) {
     // MQTT is an ingest front door like POST /v1/readings: only where the ingest is served.
     try {
-      mqttIngest = await startMqttIngest({ config, stream, store, metrics, log });
+      mqttIngest = await startMqttIngest({ config, stream: ingestStream, store, metrics, log });
     } catch (err) {
       await shutdown();
       throw err;

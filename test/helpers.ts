@@ -156,3 +156,47 @@ export async function realEngines(): Promise<{ overrides: Partial<Record<Setting
     },
   };
 }
+
+/**
+ * The AWS backends on their emulators, started in this process on 127.0.0.1 as the backend tests
+ * start them: kinesalite (Kinesis), dynalite behind the tests' transaction proxy (DynamoDB), s3rver
+ * (S3, one bucket). The SDKs take their credentials from the environment, set here (s3rver checks them).
+ */
+export async function awsEmulators(): Promise<{ overrides: Partial<Record<SettingKey, unknown>>; s3: { endpoint: string; bucket: string }; cleanup(): Promise<void> }> {
+  const [{ default: kinesalite }, { default: dynalite }, { default: S3rver }, { startTransactionProxy }] = await Promise.all([
+    import('kinesalite'),
+    import('dynalite'),
+    import('s3rver'),
+    import('../src/store/dynamodb/testing/dynalite-transactions.js'),
+  ]);
+  process.env.AWS_ACCESS_KEY_ID = 'S3RVER';
+  process.env.AWS_SECRET_ACCESS_KEY = 'S3RVER';
+  const listen = async (server: Server) => {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  };
+  const kinesis = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 1000 });
+  const dynamo = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  const [kinesisUrl, dynamoUrl] = await Promise.all([listen(kinesis), listen(dynamo)]);
+  const proxy = await startTransactionProxy(dynamoUrl);
+  const directory = tempDir('vigil-s3rver-');
+  const bucket = 'vigil-e2e';
+  const s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory, configureBuckets: [{ name: bucket }] });
+  const s3Url = `http://127.0.0.1:${(await s3.run()).port}`;
+  const id = Math.random().toString(36).slice(2, 10);
+  const stop = (server: Server) => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve())));
+  return {
+    overrides: {
+      'stream.backend': 'kinesis', 'kinesis.endpoint': kinesisUrl, 'kinesis.streamName': `vigil-e2e-${id}`,
+      'store.backend': 'dynamodb', 'dynamodb.endpoint': proxy.endpoint, 'dynamodb.table': `vigil-e2e-${id}`,
+      'archive.backend': 's3', 's3.endpoint': s3Url, 's3.forcePathStyle': true, 's3.bucket': bucket,
+    },
+    s3: { endpoint: s3Url, bucket },
+    async cleanup() {
+      await proxy.close();
+      await Promise.all([stop(kinesis), stop(dynamo), s3.close()]);
+      const { rmSync } = await import('node:fs');
+      rmSync(directory, { recursive: true, force: true });
+    },
+  };
+}

@@ -139,7 +139,7 @@ function burstPool(hz: number): string[] {
 }
 
 /**
- * One reading with a burst of `hz` × ACC_BURST_SEC samples (~2.8 KB at 25 Hz), at event time
+ * One reading with a burst of `hz` × ACC_BURST_SEC samples (~2.7 KB at 25 Hz), at event time
  * `tsMs`; steps match the burst (0 at rest, 8–9 walking), the rest as in the readings without
  * accelerometer. Bursts alternate in blocks of 4 readings between rest and walking.
  */

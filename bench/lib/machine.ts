@@ -1,4 +1,5 @@
 /** The machine a benchmark ran on, printed first so figures are never read without it. */
+import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 
@@ -12,7 +13,20 @@ export function describeMachine(): string[] {
     `OS      ${os.type()} ${os.release()} ${os.arch()}`,
     `Node    ${process.version}`,
     `date    ${new Date().toISOString()}`,
+    `code    ${codeVersion()}`,
   ];
+}
+
+/** The commit the benchmark ran on, and whether src/ had uncommitted changes (what `npm run build` compiled). */
+function codeVersion(): string {
+  try {
+    const git = (...args: string[]) => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    const dirty = git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).length;
+    return `commit ${head}${dirty ? ` + uncommitted changes in ${dirty} file(s) of src/` : ''}`;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
 }
 
 /**

@@ -95,8 +95,8 @@ export async function registerMany(vigil: VigilProcess, o: RegisterOptions): Pro
  * fsync'd store transaction per call): residents and devices inserted straight into the
  * running Vigil's `store.db`, 5,000 per transaction, with the same rows as
  * `SqliteStore.createResident` / `createDevice` (src/store/sqlite/sqlite-store.ts) and
- * Vigil's own `newId` / `newSecret` / `hashSecret`. SQLite store only; Vigil picks the rows up
- * on each token's first lookup (its device cache holds found tokens only). No contacts.
+ * Vigil's own `newId` / `newSecret` / `hashSecret`. SQLite store only; Vigil finds the rows on
+ * each token's first lookup (insert them before the devices send). No contacts.
  */
 export function bulkRegister(dataDir: string, o: { count: number; prefix: string; from?: number; timezone?: string }): RegisteredDevice[] {
   const db = new Database(join(dataDir, 'store.db'), { fileMustExist: true });

@@ -140,14 +140,7 @@ export function registerAdminApi(
       reply.code(201).send(await createResident(store, req.body as NewResident)),
     );
 
-    scope.get('/v1/residents', {
-      schema: { querystring: { type: 'object', properties: { limit: { type: 'string', pattern: '^[0-9]{1,4}$' }, after: { type: 'string' } } } },
-    }, async (req) => {
-      const q = req.query as { limit?: string; after?: string };
-      const limit = Math.min(1000, Math.max(1, Number(q.limit ?? 100)));
-      const residents = await store.listResidents({ limit, after: q.after });
-      return { residents: residents.map(publicResident), next: residents.length === limit ? residents[residents.length - 1].id : null };
-    });
+    // GET /v1/residents is in third-party-api.ts: API keys list residents too (the admin key sees it as before).
 
     scope.get('/v1/residents/:id', async (req) => {
       const { id } = req.params as { id: string };

@@ -33,6 +33,9 @@ Commands:
                               --url URL --admin-key KEY --by NAME), and print the record kept of it.
   admin-key reset             Replace the admin key (prints the new one once). Takes --data-dir.
   keys rotate                 New key for residents' and contacts' personal data, and re-encrypt them. Takes the config flags.
+  sql "SELECT ..."            One read-only query against the DuckDB warehouse (<data-dir>/warehouse.duckdb, or
+                              --file F), printed as a table; --format csv|json, --max-rows N (table, default 1000).
+                              Vigil must be stopped: DuckDB lets no other process open a file Vigil has open.
   detect-falls FILE...        Run the fall detector over CSV recordings (header t,x,y,z; t in s, x/y/z in g); one JSON line per file.
   config                      Print every setting: key, env variable, flag, default, allowed values.
   help                        This text.
@@ -135,6 +138,28 @@ async function main(argv: string[]): Promise<void> {
         by: (values.by as string | undefined) ?? process.env.USER ?? 'cli',
       });
       process.stdout.write(formatErasure(record));
+      return;
+    }
+    case 'sql': {
+      const { values, positionals } = parse(rest, { format: { type: 'string' }, file: { type: 'string' }, 'max-rows': { type: 'string' } });
+      const format = (values.format as string | undefined) ?? 'table';
+      if (format !== 'table' && format !== 'csv' && format !== 'json') throw new ConfigError(`--format takes table, csv or json; got ${JSON.stringify(format)}`);
+      const maxRows = Number((values['max-rows'] as string | undefined) ?? 1000);
+      if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new ConfigError(`--max-rows takes a positive integer; got ${JSON.stringify(values['max-rows'])}`);
+      if (positionals.length !== 1) throw new ConfigError('usage: vigil sql "SELECT ..." [--format table|csv|json] [--max-rows N] [--data-dir DIR | --file FILE] (the query as one argument)');
+      const { runSql, warehouseFile } = await import('./sql-command.js');
+      let file = values.file as string | undefined;
+      if (!file) {
+        const config = loadConfig({ flags: configFlags(values), file: values.config as string | undefined });
+        if (config['warehouse.backend'] !== 'duckdb') {
+          throw new ConfigError('the warehouse is on PostgreSQL: query it with psql or a BI tool as a read-only role (docs/warehouse-postgres.md, "Read-only access for analysts")');
+        }
+        file = warehouseFile(config.dataDir);
+      }
+      // `vigil sql … | head` closes the pipe early: that ends the output, not an error.
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : 1));
+      const write = (text: string) => new Promise<void>((resolve) => (process.stdout.write(text) ? resolve() : process.stdout.once('drain', resolve)));
+      await runSql({ sql: positionals[0], file, format, maxRows, write });
       return;
     }
     case 'detect-falls': {

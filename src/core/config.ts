@@ -71,6 +71,7 @@ export const SETTINGS = {
   'ingest.rateLimitBurst': { kind: 'integer', default: 200, min: 1, max: 1e6, doc: 'Token bucket size per device: requests allowed in a burst.' },
   'ingest.maxFutureSkewMs': { kind: 'integer', default: 300000, min: 0, max: 86400000, doc: 'A reading stamped further in the future is re-stamped with the receive time and flagged.' },
   'ingest.maxPendingAppends': { kind: 'integer', default: 20000, min: 1, max: 1e7, doc: 'Requests waiting for the durable log before ingest answers 503.' },
+  'api.rateLimitPerMinute': { kind: 'integer', default: 600, min: 1, max: 1e7, doc: 'Requests per minute allowed per API key on the third-party API (docs/api.md); the admin key is not limited.' },
 
   'processor.leaseMs': { kind: 'integer', default: 15000, min: 1000, max: 600000, doc: 'Lease on a (group, partition); renewed every third of it, taken over when expired.' },
   'processor.batchRecords': { kind: 'integer', default: 256, min: 1, max: 100000, doc: 'Stream records a group reads from one partition at a time.' },

@@ -32,6 +32,12 @@ export function createMetrics() {
       labelNames: ['result'] as const,
       registers: [registry],
     }),
+    apiForbidden: new Counter({
+      name: 'vigil_api_forbidden_total',
+      help: 'API requests refused with 403 (audited in the log), by the scope the route needs and reason (scope, resident)',
+      labelNames: ['scope', 'reason'] as const,
+      registers: [registry],
+    }),
     commitRequests: new Histogram({
       name: 'vigil_stream_commit_requests',
       help: 'Requests grouped into one fsync’d stream commit',

@@ -166,6 +166,30 @@ export interface AlertFilter {
   state?: AlertState;
   type?: string;
   limit?: number;
+  /**
+   * Keyset pagination: only alerts after this one in the listing order (newest first), i.e.
+   * opened earlier, or at the same time with a smaller id. The last alert of a page gives the next.
+   */
+  after?: { openedAt: number; id: string };
+}
+
+/**
+ * A key a third-party app calls the API with (docs/api.md, Third-party API). Only the SHA-256
+ * of the key is stored; the key is shown once, when it is created.
+ */
+export interface ApiKey {
+  /** `key_…`: names the key in listings, logs and rate limits (it is not the secret). */
+  id: string;
+  name: string;
+  /** SHA-256 (hex) of the key. */
+  keyHash: string;
+  /** What it may do: `readings:read`, `vitals:read`, …, `admin` (api/principal.ts lists them). */
+  scopes: string[];
+  /** The residents it may see; null: every resident. */
+  residentIds: string[] | null;
+  createdAt: number;
+  /** Set once by a revocation; a revoked key authenticates nothing. */
+  revokedAt: number | null;
 }
 
 export interface Store {
@@ -239,6 +263,16 @@ export interface Store {
    * Found by (channel, providerId); returns the row, or null when none matches.
    */
   recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null>;
+
+  // API keys (third-party API)
+  /** Stores a new key, not revoked. Fails with a `CONFLICT` VigilError if the id or the hash is taken. */
+  createApiKey(k: Omit<ApiKey, 'revokedAt'>): Promise<ApiKey>;
+  /** The key with that hash, revoked or not (the caller refuses a revoked one); null when none has it. */
+  findApiKeyByHash(keyHash: string): Promise<ApiKey | null>;
+  /** Every key, revoked ones too, oldest first (createdAt, then id). */
+  listApiKeys(): Promise<ApiKey[]>;
+  /** Sets `revokedAt` (a second revocation keeps the first time); returns the key, or null when none has that id. */
+  revokeApiKey(id: string, at: number): Promise<ApiKey | null>;
 
   // processing
   /** Takes the lease if it is free, expired, or already ours; returns it, or null. */

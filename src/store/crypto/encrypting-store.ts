@@ -8,7 +8,8 @@
  *   an object.
  * - Contact `name`, `phone`, `email`.
  * `null` stays `null` (whether a contact has a phone is not secret; the number is). Ids,
- * timezones, devices, alerts, outbox rows, webhooks and preferences pass through as they are.
+ * timezones, devices, alerts, outbox rows, webhooks, preferences and API keys (a name, scopes,
+ * resident ids and a hash: no personal data) pass through as they are.
  *
  * Invariants:
  * 1. Rows written in clear (before encryption, or by a backend used directly) still read.
@@ -23,6 +24,7 @@ import type {
   Alert,
   AlertChange,
   AlertFilter,
+  ApiKey,
   Checkpoint,
   Contact,
   ContactPatch,
@@ -252,6 +254,21 @@ export class EncryptingStore implements Store {
   }
   recordDelivery(channel: string, providerId: string, status: 'delivered' | 'failed', error: string | null, now: number): Promise<OutboxItem | null> {
     return this.inner.recordDelivery(channel, providerId, status, error, now);
+  }
+
+  // --- API keys (no personal data) ---
+
+  createApiKey(k: Omit<ApiKey, 'revokedAt'>): Promise<ApiKey> {
+    return this.inner.createApiKey(k);
+  }
+  findApiKeyByHash(keyHash: string): Promise<ApiKey | null> {
+    return this.inner.findApiKeyByHash(keyHash);
+  }
+  listApiKeys(): Promise<ApiKey[]> {
+    return this.inner.listApiKeys();
+  }
+  revokeApiKey(id: string, at: number): Promise<ApiKey | null> {
+    return this.inner.revokeApiKey(id, at);
   }
 
   // --- processing ---

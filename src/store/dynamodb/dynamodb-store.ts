@@ -38,6 +38,10 @@
  * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot) are stored as JSON
  *    strings: exact round trips, and no DynamoDB type restrictions on their contents. Times are epoch
  *    milliseconds (numbers); sort keys embed them zero-padded so string order is time order.
+ * 7. API keys live in one item collection (`APIKEYS` / `APIKEY#<id>`, so listing them is a
+ *    strongly consistent `Query`); a key is found by its hash through its own lookup item
+ *    `APIKEYHASH#<sha256>` (unique by `attribute_not_exists`, written in the same transaction
+ *    as the key), never through an index; the key itself is not stored.
  */
 import {
   ConditionalCheckFailedException,
@@ -67,6 +71,7 @@ import {
   type Alert,
   type AlertChange,
   type AlertFilter,
+  type ApiKey,
   type Checkpoint,
   type Contact,
   type ContactPatch,
@@ -116,6 +121,8 @@ const key = {
   providerLink: (providerId: string, outboxId: string) => ({ pk: `PROVIDER#${providerId}`, sk: `OUTBOX#${outboxId}` }),
   lease: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `LEASE#${pad(partition, 10)}` }),
   checkpoint: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `CHECKPOINT#${pad(partition, 10)}` }),
+  apiKey: (id: string) => ({ pk: 'APIKEYS', sk: `APIKEY#${id}` }),
+  apiKeyHash: (hash: string) => ({ pk: `APIKEYHASH#${hash}`, sk: 'APIKEYHASH' }),
 };
 
 const alertOrder = (a: Alert) => `${pad(a.openedAt)}#${a.id}`;
@@ -265,6 +272,24 @@ const toOutbox = (i: Item): OutboxItem => ({
 const outboxOrder = (a: OutboxItem, b: OutboxItem): number =>
   a.createdAt - b.createdAt || a.step - b.step || cmp(a.contactId, b.contactId) || cmp(a.channel, b.channel);
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+const apiKeyItem = (k: ApiKey): Item => ({
+  ...key.apiKey(k.id),
+  ...k,
+  scopes: JSON.stringify(k.scopes),
+  residentIds: json(k.residentIds),
+  // Absent until revoked: `revokeApiKey` sets it with if_not_exists, which an attribute holding NULL would defeat.
+  revokedAt: k.revokedAt ?? undefined,
+});
+const toApiKey = (i: Item): ApiKey => ({
+  id: i.id,
+  name: i.name,
+  keyHash: i.keyHash,
+  scopes: parse<string[]>(i.scopes),
+  residentIds: parse<string[] | null>(i.residentIds),
+  createdAt: i.createdAt,
+  revokedAt: i.revokedAt ?? null,
+});
 
 const toLease = (i: Item): Lease => ({ group: i.group, partition: i.partition, owner: i.owner, epoch: i.epoch, expiresAt: i.expiresAt });
 const toCheckpoint = (i: Item): Checkpoint => ({
@@ -727,10 +752,12 @@ export class DynamoDbStore implements Store {
       attrNames['#type'] = 'type';
     }
     const n = index.slice(3);
+    // The index sort key is `<openedAt>#<id>`: string order is the listing order, so a page starts below the cursor's.
+    if (filter.after !== undefined) values[':after'] = `${pad(filter.after.openedAt)}#${filter.after.id}`;
     const items = await this.query(
       {
         IndexName: index,
-        KeyConditionExpression: `g${n}pk = :p`,
+        KeyConditionExpression: filter.after === undefined ? `g${n}pk = :p` : `g${n}pk = :p AND g${n}sk < :after`,
         ExpressionAttributeValues: values,
         ...(conditions.length && { FilterExpression: conditions.join(' AND '), ExpressionAttributeNames: attrNames }),
         ScanIndexForward: false,
@@ -1271,6 +1298,63 @@ export class DynamoDbStore implements Store {
       if (!isConditionFailure(err)) throw err;
       const current = await this.get(key.outbox(row.id));
       return current ? toOutbox(current) : null;
+    }
+  }
+
+  // API keys
+
+  /** The key and its hash lookup item in one transaction, each conditioned on not existing. */
+  async createApiKey(k: Omit<ApiKey, 'revokedAt'>): Promise<ApiKey> {
+    const apiKey: ApiKey = { ...k, scopes: [...k.scopes], residentIds: k.residentIds === null ? null : [...k.residentIds], revokedAt: null };
+    try {
+      await this.transact([
+        { Put: { TableName: this.table, Item: apiKeyItem(apiKey), ConditionExpression: 'attribute_not_exists(pk)' } },
+        { Put: { TableName: this.table, Item: { ...key.apiKeyHash(k.keyHash), id: k.id }, ConditionExpression: 'attribute_not_exists(pk)' } },
+      ]);
+    } catch (err) {
+      const codes = cancellationCodes(err);
+      if (codes?.[0] === 'ConditionalCheckFailed') throw new VigilError('CONFLICT', `API key ${k.id} already exists`);
+      if (codes?.[1] === 'ConditionalCheckFailed') throw new VigilError('CONFLICT', 'key hash is already in use');
+      throw err;
+    }
+    return apiKey;
+  }
+
+  /** Two strongly consistent `GetItem`s: the lookup item, then the key it names. */
+  async findApiKeyByHash(keyHash: string): Promise<ApiKey | null> {
+    const link = await this.get(key.apiKeyHash(keyHash));
+    if (!link) return null;
+    const item = await this.get(key.apiKey(link.id));
+    return item ? toApiKey(item) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKey[]> {
+    const items = await this.query({
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': 'APIKEYS', ':prefix': 'APIKEY#' },
+      ConsistentRead: true,
+    });
+    return items.map(toApiKey).sort((a, b) => a.createdAt - b.createdAt || cmp(a.id, b.id));
+  }
+
+  /** One `UpdateItem`: `revokedAt` set if absent (the first revocation's time stays). */
+  async revokeApiKey(id: string, at: number): Promise<ApiKey | null> {
+    try {
+      const { Attributes } = await this.doc.send(
+        new UpdateCommand({
+          TableName: this.table,
+          Key: key.apiKey(id),
+          ConditionExpression: 'attribute_exists(pk)',
+          UpdateExpression: 'SET #revokedAt = if_not_exists(#revokedAt, :at)',
+          ExpressionAttributeNames: names('revokedAt'),
+          ExpressionAttributeValues: { ':at': at },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toApiKey(Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return null;
+      throw err;
     }
   }
 

@@ -67,6 +67,7 @@ describe.skipIf(!up)('PostgreSQL store', () => {
       );
       expect(rows.map((r) => r.table_name)).toEqual([
         'alerts',
+        'api_keys',
         'checkpoints',
         'contacts',
         'devices',
@@ -227,7 +228,26 @@ describe.skipIf(!up)('PostgreSQL store', () => {
     it('refuses a schema newer than it knows', async () => {
       await (await PostgresStore.open(url)).close();
       await admin.query(`UPDATE ${schema}.schema_version SET version = version + 1`);
-      await expect(PostgresStore.open(url)).rejects.toThrow(/schema in PostgreSQL is version 3/);
+      await expect(PostgresStore.open(url)).rejects.toThrow(/schema in PostgreSQL is version 4/);
+    });
+  });
+
+  describe('migration from schema 2', () => {
+    it('adds api_keys, keeping the data', async () => {
+      const before = await PostgresStore.open(url);
+      await before.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+      await before.close();
+      // The schema as a schema-2 Vigil left it: no api_keys table.
+      await admin.query(`DROP TABLE ${schema}.api_keys; UPDATE ${schema}.schema_version SET version = 2`);
+      const store = await PostgresStore.open(url);
+      try {
+        expect((await admin.query(`SELECT version FROM ${schema}.schema_version`)).rows).toEqual([{ version: 3 }]);
+        expect(await store.getResident('res-1')).toMatchObject({ name: 'Ada' });
+        await store.createApiKey({ id: 'key-1', name: 'app', keyHash: 'a'.repeat(64), scopes: ['vitals:read'], residentIds: ['res-1'], createdAt: T0 });
+        expect(await store.findApiKeyByHash('a'.repeat(64))).toMatchObject({ id: 'key-1', residentIds: ['res-1'], revokedAt: null });
+      } finally {
+        await store.close();
+      }
     });
   });
 
@@ -250,11 +270,11 @@ describe.skipIf(!up)('PostgreSQL store', () => {
         await client.end();
       }
 
-      // Two processes upgrading at once: the schema lock lets one migrate, the other finds version 2.
+      // Two processes upgrading at once: the schema lock lets one migrate, the other finds version 3.
       const [store, other] = await Promise.all([PostgresStore.open(url), PostgresStore.open(url)]);
       await other.close();
       try {
-        expect((await admin.query(`SELECT version FROM ${schema}.schema_version`)).rows).toEqual([{ version: 2 }]);
+        expect((await admin.query(`SELECT version FROM ${schema}.schema_version`)).rows).toEqual([{ version: 3 }]);
         expect(await store.getResident('res-1')).toEqual({
           id: 'res-1',
           name: 'Ada',
@@ -284,7 +304,7 @@ describe.skipIf(!up)('PostgreSQL store', () => {
         await store.close();
       }
 
-      // Reopening a version-2 schema changes nothing.
+      // Reopening a migrated schema changes nothing.
       const again = await PostgresStore.open(url);
       try {
         expect(await again.getResident('res-1')).toMatchObject({ medicalNotes: 'penicillin allergy' });

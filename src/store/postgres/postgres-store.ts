@@ -39,6 +39,8 @@
  *    a string holding U+0000 cannot be stored); SQL NULL stands for an absent value. Times are epoch
  *    milliseconds in `bigint`, read back as numbers. Key and ordering columns use
  *    `COLLATE "C"`: byte order, as in SQLite, whatever the database's locale.
+ * 7. `api_keys.key_hash` is the SHA-256 of the API key, unique; the key itself is never
+ *    stored. `revoked_at` is set once and never cleared.
  */
 import pg from 'pg';
 import { VigilError } from '../../core/errors.js';
@@ -48,6 +50,7 @@ import {
   type Alert,
   type AlertChange,
   type AlertFilter,
+  type ApiKey,
   type Checkpoint,
   type Contact,
   type ContactPatch,
@@ -66,8 +69,31 @@ import { createDatabase, FOREIGN_KEY_VIOLATION, INVALID_CATALOG_NAME, sqlState, 
 // pg decodes jsonb columns itself.
 const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => v);
 
-/** 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled and the provider index. */
-const SCHEMA_VERSION = 2;
+/**
+ * 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled and the provider index.
+ * 3: api_keys (2 → 3 is that one new table, which SCHEMA's CREATE TABLE IF NOT EXISTS adds).
+ */
+const SCHEMA_VERSION = 3;
+
+interface ApiKeyRow {
+  id: string;
+  name: string;
+  key_hash: string;
+  scopes: string[];
+  resident_ids: string[] | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+const toApiKey = (r: ApiKeyRow): ApiKey => ({
+  id: r.id,
+  name: r.name,
+  keyHash: r.key_hash,
+  scopes: r.scopes,
+  residentIds: r.resident_ids,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
 
 const OUTBOX_STATUSES = "'queued', 'sending', 'sent', 'delivered', 'failed', 'cancelled'";
 
@@ -156,6 +182,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   snapshot   jsonb,
   updated_at bigint NOT NULL,
   PRIMARY KEY (grp, part)
+);
+CREATE TABLE IF NOT EXISTS api_keys (
+  id           text COLLATE "C" PRIMARY KEY,
+  name         text NOT NULL,
+  key_hash     text COLLATE "C" NOT NULL CONSTRAINT api_keys_key_hash_key UNIQUE,
+  scopes       jsonb NOT NULL,
+  resident_ids jsonb,
+  created_at   bigint NOT NULL,
+  revoked_at   bigint
 );
 `;
 
@@ -300,6 +335,12 @@ const SQL = {
     SELECT $1::text, $2::integer, $5::text, $6::jsonb, $7::bigint FROM fence
     ON CONFLICT (grp, part) DO UPDATE SET sequence = excluded.sequence, snapshot = excluded.snapshot,
       updated_at = excluded.updated_at`,
+
+  insertApiKey: `INSERT INTO api_keys (id, name, key_hash, scopes, resident_ids, created_at, revoked_at)
+    VALUES ($1, $2, $3, $4, $5, $6, NULL)`,
+  apiKeyByHash: 'SELECT * FROM api_keys WHERE key_hash = $1',
+  listApiKeys: 'SELECT * FROM api_keys ORDER BY created_at, id',
+  revokeApiKey: 'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING *',
 } as const;
 
 type Statement = keyof typeof SQL;
@@ -738,12 +779,19 @@ export class PostgresStore implements Store {
   async listAlerts(filter: AlertFilter = {}): Promise<Alert[]> {
     const columns = { residentId: 'resident_id', state: 'state', type: 'type' } as const;
     const used = (Object.keys(columns) as (keyof typeof columns)[]).filter((k) => filter[k] !== undefined);
-    const where = used.length ? 'WHERE ' + used.map((k, i) => `${columns[k]} = $${i + 1}`).join(' AND ') : '';
+    const conditions = used.map((k, i) => `${columns[k]} = $${i + 1}`);
+    const values: unknown[] = used.map((k) => filter[k]);
+    if (filter.after) {
+      // A row comparison: (opened_at, id) below the cursor's, through the (…, opened_at, id) indexes.
+      conditions.push(`(opened_at, id) < ($${values.length + 1}::bigint, $${values.length + 2}::text)`);
+      values.push(filter.after.openedAt, filter.after.id);
+    }
+    const where = conditions.length ? 'WHERE ' + conditions.join(' AND ') : '';
     const { rows } = await this.pool.query<AlertRow>({
       // One named statement per combination of filters, like the SQLite store's cache.
-      name: `vigil_listAlerts_${used.join('_')}`,
-      text: `SELECT * FROM alerts ${where} ORDER BY opened_at DESC, id DESC LIMIT $${used.length + 1}`,
-      values: [...used.map((k) => filter[k]), clampLimit(filter.limit)],
+      name: `vigil_listAlerts_${used.join('_')}${filter.after ? '_after' : ''}`,
+      text: `SELECT * FROM alerts ${where} ORDER BY opened_at DESC, id DESC LIMIT $${values.length + 1}`,
+      values: [...values, clampLimit(filter.limit)],
     });
     return rows.map(toAlert);
   }
@@ -838,6 +886,34 @@ export class PostgresStore implements Store {
     // Nothing moved: no such row, or one already final; it is returned as it is.
     const { rows } = await run<OutboxRow>(this.pool, 'outboxByProvider', [channel, providerId]);
     return rows.length ? toOutboxItem(rows[0]) : null;
+  }
+
+  // API keys
+
+  async createApiKey(k: Omit<ApiKey, 'revokedAt'>): Promise<ApiKey> {
+    try {
+      await run(this.pool, 'insertApiKey', [k.id, k.name, k.keyHash, JSON.stringify(k.scopes), json(k.residentIds), k.createdAt]);
+    } catch (err) {
+      if (err instanceof pg.DatabaseError && err.code === UNIQUE_VIOLATION && err.constraint === 'api_keys_key_hash_key') {
+        throw new VigilError('CONFLICT', 'key hash is already in use');
+      }
+      throw constraintError(err, { duplicate: `API key ${k.id} already exists` });
+    }
+    return { ...k, scopes: [...k.scopes], residentIds: k.residentIds === null ? null : [...k.residentIds], revokedAt: null };
+  }
+
+  async findApiKeyByHash(keyHash: string): Promise<ApiKey | null> {
+    const { rows } = await run<ApiKeyRow>(this.pool, 'apiKeyByHash', [keyHash]);
+    return rows.length ? toApiKey(rows[0]) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKey[]> {
+    return (await run<ApiKeyRow>(this.pool, 'listApiKeys', [])).rows.map(toApiKey);
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<ApiKey | null> {
+    const { rows } = await run<ApiKeyRow>(this.pool, 'revokeApiKey', [id, at]);
+    return rows.length ? toApiKey(rows[0]) : null;
   }
 
   // processing

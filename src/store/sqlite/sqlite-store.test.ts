@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from './sqlite-store.js';
 import { storeConformance } from '../testing/conformance.js';
@@ -34,6 +35,26 @@ describe('SQLite store with several connections', () => {
     expect(await b.getCheckpoint('alerts', 0)).toMatchObject({ sequence: '3', snapshot: { n: 3 } });
     expect(await b.setSettingIfAbsent('k', 'b')).toBe(true);
     expect(await a.setSettingIfAbsent('k', 'a')).toBe(false);
+  });
+
+  it('migrates a schema-2 file: adds api_keys and keeps the data', async () => {
+    const before = SqliteStore.open(dir);
+    await before.createResident({ id: 'res-1', name: 'Ada', birthDate: null, timezone: 'UTC', homeLocation: null });
+    await before.close();
+    // The file as a schema-2 Vigil left it: no api_keys table.
+    const raw = new Database(join(dir, 'store.db'));
+    raw.exec('DROP TABLE api_keys');
+    raw.pragma('user_version = 2');
+    raw.close();
+
+    const store = SqliteStore.open(dir);
+    stores.push(store);
+    expect(await store.getResident('res-1')).toMatchObject({ name: 'Ada' });
+    await store.createApiKey({ id: 'key-1', name: 'app', keyHash: 'a'.repeat(64), scopes: ['vitals:read'], residentIds: null, createdAt: T0 });
+    expect(await store.findApiKeyByHash('a'.repeat(64))).toMatchObject({ id: 'key-1', revokedAt: null });
+    const check = new Database(join(dir, 'store.db'), { readonly: true });
+    expect(check.pragma('user_version', { simple: true })).toBe(3);
+    check.close();
   });
 
   it('creates the data directory when it is missing', async () => {

@@ -21,8 +21,11 @@
  *    lease is taken by a new owner; a checkpoint row changes only in a transaction that
  *    found the writer's (owner, epoch) in `leases`. The alert changes, outbox rows and
  *    checkpoint of one processed batch commit together or not at all.
- * 6. JSON columns (home_location, evidence, payload, snapshot) hold JSON.stringify output;
- *    NULL stands for an absent value. `PRAGMA user_version` is the schema version.
+ * 6. JSON columns (home_location, evidence, payload, snapshot, scopes, resident_ids) hold
+ *    JSON.stringify output; NULL stands for an absent value. `PRAGMA user_version` is the
+ *    schema version.
+ * 7. `api_keys.key_hash` is the SHA-256 of the API key, unique; the key itself is never
+ *    stored. `revoked_at` is set once and never cleared.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,6 +37,7 @@ import {
   type Alert,
   type AlertChange,
   type AlertFilter,
+  type ApiKey,
   type Checkpoint,
   type Contact,
   type ContactPatch,
@@ -50,8 +54,28 @@ import {
 // SQLite returns JSON columns as text.
 const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheckpoint } = rowMappers((v) => (v === null ? null : JSON.parse(v as string)));
 
-/** 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled. */
-const SCHEMA_VERSION = 2;
+/** 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled. 3: api_keys. */
+const SCHEMA_VERSION = 3;
+
+interface ApiKeyRow {
+  id: string;
+  name: string;
+  key_hash: string;
+  scopes: string;
+  resident_ids: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+const toApiKey = (r: ApiKeyRow): ApiKey => ({
+  id: r.id,
+  name: r.name,
+  keyHash: r.key_hash,
+  scopes: JSON.parse(r.scopes) as string[],
+  residentIds: r.resident_ids === null ? null : (JSON.parse(r.resident_ids) as string[]),
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -139,6 +163,15 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (grp, part)
 );
+CREATE TABLE IF NOT EXISTS api_keys (
+  id           TEXT PRIMARY KEY,
+  name         TEXT NOT NULL,
+  key_hash     TEXT NOT NULL UNIQUE,
+  scopes       TEXT NOT NULL,
+  resident_ids TEXT,
+  created_at   INTEGER NOT NULL,
+  revoked_at   INTEGER
+);
 `;
 
 const alertParams = (a: Alert) => ({
@@ -212,6 +245,7 @@ function openDatabase(path: string): Database.Database {
       throw new Error(`${path} has store schema ${version}; this Vigil knows up to ${SCHEMA_VERSION}`);
     }
     if (version === 1) migrateFrom1(db);
+    // Schema 2 → 3 is one new table (api_keys), which SCHEMA's CREATE TABLE IF NOT EXISTS adds.
     db.exec(SCHEMA);
     allowRevokedTokens(db);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -377,6 +411,16 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO checkpoints (grp, part, sequence, snapshot, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (grp, part) DO UPDATE SET sequence = excluded.sequence, snapshot = excluded.snapshot,
          updated_at = excluded.updated_at`,
+    ),
+
+    insertApiKey: db.prepare(
+      `INSERT INTO api_keys (id, name, key_hash, scopes, resident_ids, created_at, revoked_at)
+       VALUES (@id, @name, @keyHash, @scopes, @residentIds, @createdAt, NULL)`,
+    ),
+    apiKeyByHash: db.prepare<[string], ApiKeyRow>('SELECT * FROM api_keys WHERE key_hash = ?'),
+    listApiKeys: db.prepare<[], ApiKeyRow>('SELECT * FROM api_keys ORDER BY created_at, id'),
+    revokeApiKey: db.prepare<[number, string], ApiKeyRow>(
+      'UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING *',
     ),
   };
 }
@@ -560,16 +604,23 @@ export class SqliteStore implements Store {
     if (filter.residentId !== undefined) params.residentId = filter.residentId;
     if (filter.state !== undefined) params.state = filter.state;
     if (filter.type !== undefined) params.type = filter.type;
+    if (filter.after !== undefined) {
+      params.afterOpenedAt = filter.after.openedAt;
+      params.afterId = filter.after.id;
+    }
     return this.alertQuery(params).all(params).map(toAlert);
   }
 
   private alertQuery(params: Record<string, unknown>) {
     const columns = { residentId: 'resident_id', state: 'state', type: 'type' } as const;
     const used = (Object.keys(columns) as (keyof typeof columns)[]).filter((k) => k in params);
-    const key = used.join(',');
+    const after = 'afterId' in params;
+    const key = used.join(',') + (after ? ',after' : '');
     let stmt = this.alertQueries.get(key);
     if (!stmt) {
-      const where = used.length ? 'WHERE ' + used.map((k) => `${columns[k]} = @${k}`).join(' AND ') : '';
+      const conditions = used.map((k) => `${columns[k]} = @${k}`);
+      if (after) conditions.push('(opened_at < @afterOpenedAt OR (opened_at = @afterOpenedAt AND id < @afterId))');
+      const where = conditions.length ? 'WHERE ' + conditions.join(' AND ') : '';
       stmt = this.db.prepare<[Record<string, unknown>], AlertRow>(
         `SELECT * FROM alerts ${where} ORDER BY opened_at DESC, id DESC LIMIT @limit`,
       );
@@ -702,6 +753,36 @@ export class SqliteStore implements Store {
     if (!row) return null;
     this.q.outboxReport.run(status, error, now, row.id);
     return toOutboxItem(this.q.listOutbox.all(row.alert_id).find((r) => r.id === row.id)!);
+  }
+
+  // API keys
+
+  async createApiKey(k: Omit<ApiKey, 'revokedAt'>): Promise<ApiKey> {
+    try {
+      this.q.insertApiKey.run({
+        ...k,
+        scopes: JSON.stringify(k.scopes),
+        residentIds: k.residentIds === null ? null : JSON.stringify(k.residentIds),
+      });
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') throw new VigilError('CONFLICT', 'key hash is already in use');
+      throw constraintError(err, { duplicate: `API key ${k.id} already exists` });
+    }
+    return { ...k, scopes: [...k.scopes], residentIds: k.residentIds === null ? null : [...k.residentIds], revokedAt: null };
+  }
+
+  async findApiKeyByHash(keyHash: string): Promise<ApiKey | null> {
+    const row = this.q.apiKeyByHash.get(keyHash);
+    return row ? toApiKey(row) : null;
+  }
+
+  async listApiKeys(): Promise<ApiKey[]> {
+    return this.q.listApiKeys.all().map(toApiKey);
+  }
+
+  async revokeApiKey(id: string, at: number): Promise<ApiKey | null> {
+    const row = this.q.revokeApiKey.get(at, id);
+    return row ? toApiKey(row) : null;
   }
 
   // processing

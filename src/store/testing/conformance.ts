@@ -8,7 +8,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { VigilError } from '../../core/errors.js';
-import { LeaseLostError, type Alert, type AlertChange, type Fence, type Lease, type OutboxItem, type Store } from '../types.js';
+import { LeaseLostError, type Alert, type AlertChange, type ApiKey, type Fence, type Lease, type OutboxItem, type Store } from '../types.js';
 
 const T0 = 1_700_000_000_000;
 const TTL = 10_000;
@@ -479,6 +479,33 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(await ids({ type: 'SOS', residentId: 'res-1' })).toEqual([]);
       });
 
+      it('pages alerts with the last one of a page as the cursor, whatever the filters', async () => {
+        const { store, checkpoint } = await withLease();
+        await store.createResident({ id: 'res-2', name: 'Bo', birthDate: null, timezone: 'UTC', homeLocation: null });
+        // alr-0..alr-4 share one openedAt, so the id breaks the tie; alr-5..alr-6 are newer.
+        const raises = Array.from({ length: 7 }, (_, i) =>
+          raise(`alr-${i}`, { type: `T${i}`, openedAt: i < 5 ? T0 : T0 + i * 1000, residentId: i === 3 ? 'res-2' : 'res-1' }),
+        );
+        await store.commitAlertBatch(raises, outboxFor, checkpoint('1'));
+        const pages = async (filter: Omit<NonNullable<Parameters<Store['listAlerts']>[0]>, 'after' | 'limit'>, limit: number) => {
+          const out: string[][] = [];
+          let after: { openedAt: number; id: string } | undefined;
+          for (;;) {
+            const page = await store.listAlerts({ ...filter, limit, after });
+            if (page.length) out.push(page.map((a) => a.id));
+            if (page.length < limit) return out;
+            const last = page[page.length - 1];
+            after = { openedAt: last.openedAt, id: last.id };
+          }
+        };
+        expect(await pages({}, 3)).toEqual([['alr-6', 'alr-5', 'alr-4'], ['alr-3', 'alr-2', 'alr-1'], ['alr-0']]);
+        expect(await pages({ residentId: 'res-1' }, 2)).toEqual([['alr-6', 'alr-5'], ['alr-4', 'alr-2'], ['alr-1', 'alr-0']]);
+        expect(await pages({ state: 'open' }, 4)).toEqual([['alr-6', 'alr-5', 'alr-4', 'alr-3'], ['alr-2', 'alr-1', 'alr-0']]);
+        expect(await pages({ type: 'T2' }, 1)).toEqual([['alr-2']]);
+        expect(await store.listAlerts({ after: { openedAt: T0, id: 'alr-0' } })).toEqual([]);
+        expect((await store.listAlerts({ after: { openedAt: T0 + 6000, id: 'zzz' } })).map((a) => a.id)).toEqual(['alr-6', 'alr-5', 'alr-4', 'alr-3', 'alr-2', 'alr-1', 'alr-0']);
+      });
+
       it('caps listAlerts at 100 by default and 1000 at most', async () => {
         const { store, checkpoint } = await withLease();
         const many = Array.from({ length: 1005 }, (_, i) => raise(`alr-${i}`, { type: `T${i}`, openedAt: T0 + i }));
@@ -486,6 +513,58 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(await store.listAlerts()).toHaveLength(100);
         expect(await store.listAlerts({ limit: 5000 })).toHaveLength(1000);
         expect(await store.countOpenAlerts()).toBe(1005);
+      });
+    });
+
+    describe('API keys', () => {
+      const newKey = (id: string, over: Partial<Omit<ApiKey, 'revokedAt'>> = {}): Omit<ApiKey, 'revokedAt'> => ({
+        id,
+        name: `app ${id}`,
+        keyHash: id.padEnd(64, '0'),
+        scopes: ['vitals:read', 'alerts:read'],
+        residentIds: null,
+        createdAt: T0,
+        ...over,
+      });
+
+      it('creates keys, finds them by hash only, and lists them oldest first', async () => {
+        const store = await connect();
+        const a = await store.createApiKey(newKey('key-a', { residentIds: ['res-1', 'res-2'], createdAt: T0 + 1 }));
+        expect(a).toEqual({ ...newKey('key-a', { residentIds: ['res-1', 'res-2'], createdAt: T0 + 1 }), revokedAt: null });
+        await store.createApiKey(newKey('key-c', { scopes: [] }));
+        await store.createApiKey(newKey('key-b', { scopes: ['admin'] }));
+        expect(await store.findApiKeyByHash('key-a'.padEnd(64, '0'))).toEqual(a);
+        expect(await store.findApiKeyByHash('f'.repeat(64))).toBeNull();
+        expect(await store.findApiKeyByHash('key-a')).toBeNull();
+        const listed = await store.listApiKeys();
+        expect(listed.map((k) => k.id)).toEqual(['key-b', 'key-c', 'key-a']);
+        expect(listed[1]).toEqual({ ...newKey('key-c', { scopes: [] }), revokedAt: null });
+      });
+
+      it('refuses a taken id or hash', async () => {
+        const store = await connect();
+        await store.createApiKey(newKey('key-a'));
+        await expectVigilError(store.createApiKey(newKey('key-a', { keyHash: 'e'.repeat(64) })), 'CONFLICT');
+        await expectVigilError(store.createApiKey(newKey('key-b', { keyHash: 'key-a'.padEnd(64, '0') })), 'CONFLICT');
+        expect((await store.listApiKeys()).map((k) => k.id)).toEqual(['key-a']);
+        expect(await store.findApiKeyByHash('e'.repeat(64))).toBeNull();
+      });
+
+      it('revokes once: the first time stays, the key is still found (as revoked)', async () => {
+        const store = await connect();
+        await store.createApiKey(newKey('key-a'));
+        await store.createApiKey(newKey('key-b'));
+        const revoked = await store.revokeApiKey('key-a', T0 + 5000);
+        expect(revoked).toMatchObject({ id: 'key-a', revokedAt: T0 + 5000, scopes: ['vitals:read', 'alerts:read'] });
+        expect(await store.revokeApiKey('key-a', T0 + 9000)).toEqual(revoked);
+        expect(await store.findApiKeyByHash('key-a'.padEnd(64, '0'))).toEqual(revoked);
+        expect(await store.revokeApiKey('nope', T0)).toBeNull();
+        expect((await store.listApiKeys()).map((k) => [k.id, k.revokedAt])).toEqual([
+          ['key-a', T0 + 5000],
+          ['key-b', null],
+        ]);
+        const reopened = await restart(store);
+        expect(await reopened.findApiKeyByHash('key-a'.padEnd(64, '0'))).toEqual(revoked);
       });
     });
 

@@ -3,13 +3,24 @@ import { createServer, connect as tcpConnect, type AddressInfo, type Socket } fr
 import { createServer as createHttpServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import kinesalite from 'kinesalite';
-import { GetRecordsCommand, GetShardIteratorCommand, KinesisClient, ListShardsCommand } from '@aws-sdk/client-kinesis';
+import {
+  AddTagsToStreamCommand,
+  CreateStreamCommand,
+  DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  ListShardsCommand,
+  ListTagsForStreamCommand,
+  MergeShardsCommand,
+  SplitShardCommand,
+} from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { entry, streamConformance } from '../testing/conformance.js';
-import { decodeRecord, StreamUnavailableError, type Stream, type StreamRecord } from '../types.js';
+import { compareSequences, decodeRecord, StreamUnavailableError, type Stream, type StreamRecord } from '../types.js';
 import { partitionOf } from '../partitioner.js';
-import { KinesisStream, type KinesisStreamOptions } from './kinesis-stream.js';
-import { hashKeyOf, orderShards, packRecords } from './kinesis-records.js';
+import { KinesisStream, PARTITIONS_TAG, type KinesisStreamOptions } from './kinesis-stream.js';
+import { decodeSequence, encodeSequence, packRecords, partitionHashKey } from './kinesis-records.js';
 
 const WEEK_MS = 7 * 86_400_000;
 const credentials = { accessKeyId: 'fake', secretAccessKey: 'fake' };
@@ -112,14 +123,63 @@ async function throttler(plan: ('all' | 'odd')[]): Promise<{ endpoint: string; p
   };
 }
 
-async function readAll(stream: Stream, partition: number): Promise<StreamRecord[]> {
+async function readAll(stream: Stream, partition: number, after: string | null = null): Promise<StreamRecord[]> {
   const out: StreamRecord[] = [];
   for (;;) {
-    const batch = await stream.read(partition, out.length ? out[out.length - 1].sequence : null, 50);
+    const batch = await stream.read(partition, out.length ? out[out.length - 1].sequence : after, 50);
     if (batch.length === 0) return out;
     out.push(...batch);
   }
 }
+
+async function waitActive(client: KinesisClient, name: string): Promise<void> {
+  for (;;) {
+    const { StreamDescriptionSummary: s } = await client.send(new DescribeStreamSummaryCommand({ StreamName: name }));
+    if (s?.StreamStatus === 'ACTIVE') return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function openShardHolding(client: KinesisClient, name: string, key: bigint) {
+  const { Shards = [] } = await client.send(new ListShardsCommand({ StreamName: name }));
+  const shard = Shards.find(
+    (s) => !s.SequenceNumberRange?.EndingSequenceNumber && BigInt(s.HashKeyRange!.StartingHashKey!) <= key && key <= BigInt(s.HashKeyRange!.EndingHashKey!),
+  );
+  if (!shard) throw new Error(`no open shard holds ${key}`);
+  return shard;
+}
+
+/** Splits the open shard holding `key` at `at` (the upper child starts there), as an operator would, and waits for ACTIVE. */
+async function splitAt(client: KinesisClient, name: string, key: bigint, at: bigint): Promise<void> {
+  const shard = await openShardHolding(client, name, key);
+  await client.send(new SplitShardCommand({ StreamName: name, ShardToSplit: shard.ShardId, NewStartingHashKey: at.toString() }));
+  await waitActive(client, name);
+}
+
+/** Merges the two adjacent open shards holding `lower` and `upper`, and waits for ACTIVE. */
+async function mergeHolding(client: KinesisClient, name: string, lower: bigint, upper: bigint): Promise<void> {
+  const [a, b] = [await openShardHolding(client, name, lower), await openShardHolding(client, name, upper)];
+  await client.send(new MergeShardsCommand({ StreamName: name, ShardToMerge: a.ShardId, AdjacentShardToMerge: b.ShardId }));
+  await waitActive(client, name);
+}
+
+/** `perPartition` device ids on each of `partitions` partitions. */
+function devicesCovering(partitions: number, perPartition: number): string[] {
+  const counts = new Array<number>(partitions).fill(0);
+  const out: string[] = [];
+  for (let i = 0; out.length < partitions * perPartition; i++) {
+    const d = `rs-${i}`;
+    const p = partitionOf(d, partitions);
+    if (counts[p] < perPartition) {
+      counts[p]++;
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+const seqsOf = (records: StreamRecord[], deviceId: string) =>
+  records.filter((r) => decodeRecord(r).deviceId === deviceId).flatMap((r) => decodeRecord(r).readings.map((x) => x.seq));
 
 describe('Kinesis records', () => {
   it('packs as the embedded log does and cuts only past the 1 MiB record limit', () => {
@@ -134,13 +194,29 @@ describe('Kinesis records', () => {
     expect(() => packRecords('b', 'r', big, [...big.keys()], 256 + 300)).toThrow(RangeError);
   });
 
-  it('orders shards by starting hash key as integers and aims at the middle of a range', () => {
-    const shards = orderShards([
-      { shardId: 'b', startingHashKey: '170141183460469231731687303715884105728', endingHashKey: '340282366920938463463374607431768211455' },
-      { shardId: 'a', startingHashKey: '0', endingHashKey: '170141183460469231731687303715884105727' },
-    ]);
-    expect(shards.map((s) => s.shardId)).toEqual(['a', 'b']);
-    expect(hashKeyOf(shards[0])).toBe('85070591730234615865843651857942052863');
+  it('gives partition p of n the midpoint of the p-th equal slice of the hash-key space, as CreateStream lays out n shards', () => {
+    expect(partitionHashKey(0, 2)).toBe(85070591730234615865843651857942052863n);
+    expect(partitionHashKey(1, 2)).toBe(255211775190703847597530955573826158591n);
+    expect(partitionHashKey(0, 1)).toBe((2n ** 128n - 1n) / 2n);
+    // The last slice takes the remainder of an uneven division, as Kinesis' last shard does.
+    const size = 2n ** 128n / 3n;
+    expect(partitionHashKey(2, 3)).toBe((2n * size + 2n ** 128n - 1n) / 2n);
+  });
+
+  it('names a record of a reshard-made shard by its shard index, after every root record and in shard order', () => {
+    const root = '49590338271490256608559692538361571095921575989136588898';
+    expect(encodeSequence('shardId-000000000003', true, root)).toBe(root);
+    const child = encodeSequence('shardId-000000000004', false, '4959');
+    const grandchild = encodeSequence('shardId-000000000012', false, '17');
+    expect(child).toBe('5' + '4959'.padStart(129, '0'));
+    expect(decodeSequence(root)).toEqual({ shardIndex: null, kinesisSeq: root });
+    expect(decodeSequence(child)).toEqual({ shardIndex: 4, kinesisSeq: '4959' });
+    expect(decodeSequence(grandchild)).toEqual({ shardIndex: 12, kinesisSeq: '17' });
+    expect(decodeSequence(encodeSequence('shardId-000000000007', false, '0'))).toEqual({ shardIndex: 7, kinesisSeq: '0' });
+    expect(compareSequences(root, child)).toBeLessThan(0);
+    expect(compareSequences('9'.repeat(129), child)).toBeLessThan(0);
+    expect(compareSequences(child, encodeSequence('shardId-000000000004', false, '4960'))).toBeLessThan(0);
+    expect(compareSequences(encodeSequence('shardId-000000000004', false, '9'.repeat(129)), grandchild)).toBeLessThan(0);
   });
 });
 
@@ -160,6 +236,16 @@ describe('Kinesis stream (kinesalite)', () => {
     // Kinesis keeps records at least 24 hours: the 300 ms retention test cannot run.
     retention: false,
     keepsNewestRecord: false,
+    // As an operator would while Vigil runs: split partition 0's shard, merge those of 2 and 3.
+    async reshard() {
+      const client = new KinesisClient({ region: 'us-east-1', endpoint, credentials, requestHandler: new NodeHttpHandler() });
+      try {
+        await splitAt(client, name, partitionHashKey(0, 4), 3n * 2n ** 124n);
+        await mergeHolding(client, name, partitionHashKey(2, 4), partitionHashKey(3, 4));
+      } finally {
+        client.destroy();
+      }
+    },
   });
 
   describe('on the emulator', () => {
@@ -172,7 +258,7 @@ describe('Kinesis stream (kinesalite)', () => {
     const admin = () =>
       new KinesisClient({ region: 'us-east-1', endpoint, credentials, requestHandler: new NodeHttpHandler() });
 
-    it('creates one shard per partition and lands a device in shard partitionOf(deviceId), sorted by hash key', async () => {
+    it('creates one shard per partition, tags the count, and lands a device in shard partitionOf(deviceId)', async () => {
       freshName();
       const stream = track(await open());
       const e = entry('layout.band', [0, 1]);
@@ -181,29 +267,75 @@ describe('Kinesis stream (kinesalite)', () => {
       try {
         const { Shards = [] } = await client.send(new ListShardsCommand({ StreamName: name }));
         expect(Shards).toHaveLength(4);
-        const sorted = orderShards(
-          Shards.map((s) => ({ shardId: s.ShardId!, startingHashKey: s.HashKeyRange!.StartingHashKey!, endingHashKey: s.HashKeyRange!.EndingHashKey! })),
-        );
-        const shard = sorted[partitionOf('layout.band', 4)];
+        const p = partitionOf('layout.band', 4);
+        const shard = Shards.find((s) => s.ShardId === `shardId-${String(p).padStart(12, '0')}`)!;
+        const key = partitionHashKey(p, 4);
+        expect(BigInt(shard.HashKeyRange!.StartingHashKey!) <= key && key <= BigInt(shard.HashKeyRange!.EndingHashKey!)).toBe(true);
         const { ShardIterator } = await client.send(
-          new GetShardIteratorCommand({ StreamName: name, ShardId: shard.shardId, ShardIteratorType: 'TRIM_HORIZON' }),
+          new GetShardIteratorCommand({ StreamName: name, ShardId: shard.ShardId, ShardIteratorType: 'TRIM_HORIZON' }),
         );
         const { Records = [] } = await client.send(new GetRecordsCommand({ ShardIterator }));
         expect(Records).toHaveLength(1);
         expect(Records[0].PartitionKey).toBe('layout.band');
+        // A root shard's record keeps its Kinesis sequence number.
         expect(Records[0].SequenceNumber).toBe(result.sequence);
         expect(new TextDecoder().decode(Records[0].Data)).toBe(
           `{"deviceId":"layout.band","residentId":"res-layout.band","readings":[${e.readings.join(',')}]}`,
         );
+        const { Tags = [] } = await client.send(new ListTagsForStreamCommand({ StreamName: name }));
+        expect(Tags).toContainEqual({ Key: PARTITIONS_TAG, Value: '4' });
       } finally {
         client.destroy();
       }
     });
 
-    it('refuses a partition count other than the open shard count', async () => {
+    it('refuses a partition count other than the stream\'s, and an untagged stream it cannot vouch for', async () => {
       freshName();
       track(await open());
-      await expect(open({ partitions: 8 })).rejects.toThrow(/has 4 open shards/);
+      await expect(open({ partitions: 8 })).rejects.toThrow(/holds 4 partitions \(tag vigil\.partitions\)/);
+      // Made by hand with 2 shards: untagged, Vigil cannot know what count its data was written with.
+      freshName();
+      const client = admin();
+      try {
+        await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+        await waitActive(client, name);
+        await expect(open()).rejects.toThrow(/has 2 open shards and no vigil\.partitions tag/);
+        // Resharded and untagged: refused even when the open shard count matches.
+        freshName();
+        await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 4 }));
+        await waitActive(client, name);
+        await splitAt(client, name, partitionHashKey(0, 4), partitionHashKey(0, 4) + 1n);
+        await mergeHolding(client, name, partitionHashKey(2, 4), partitionHashKey(3, 4));
+        await expect(open()).rejects.toThrow(/has 4 open shards after a reshard and no vigil\.partitions tag/);
+      } finally {
+        client.destroy();
+      }
+    });
+
+    it('runs 4 partitions on 2 shards of a stream tagged by hand: each reader keeps its own partition\'s records', async () => {
+      freshName();
+      const client = admin();
+      try {
+        await client.send(new CreateStreamCommand({ StreamName: name, ShardCount: 2 }));
+        await waitActive(client, name);
+        await client.send(new AddTagsToStreamCommand({ StreamName: name, Tags: { [PARTITIONS_TAG]: '4' } }));
+      } finally {
+        client.destroy();
+      }
+      const stream = track(await open());
+      const devices = devicesCovering(4, 3);
+      for (let i = 0; i < 5; i++) await stream.append(devices.map((d) => entry(d, [i])));
+      for (let p = 0; p < 4; p++) {
+        const records = await readAll(stream, p);
+        expect(new Set(records.map((r) => partitionOf(decodeRecord(r).deviceId, 4)))).toEqual(new Set([p]));
+        for (const d of devices.filter((x) => partitionOf(x, 4) === p)) {
+          expect(records.filter((r) => decodeRecord(r).deviceId === d).flatMap((r) => decodeRecord(r).readings.map((x) => x.seq))).toEqual([0, 1, 2, 3, 4]);
+        }
+        expect(await stream.head(p)).toBe(records[records.length - 1].sequence);
+      }
+      const again = track(await open());
+      const [dup] = await again.append([entry(devices[0], [4, 5])]);
+      expect(dup.duplicates).toEqual([0]);
     });
 
     it('cuts an entry larger than 1 MiB into consecutive records, and dedupes it after a restart', async () => {
@@ -245,6 +377,109 @@ describe('Kinesis stream (kinesalite)', () => {
       await a.head(partitionOf('other-band', 4));
       const [dup] = await a.append([entry('other-band', [0, 1, 2])]);
       expect(dup.duplicates).toEqual([0, 1]);
+    });
+
+    it('reads every record once, each device in order, through splits and merges made while writing and reading', async () => {
+      freshName();
+      const writer = track(await open());
+      // Another process consuming every partition batch after batch, as a group does.
+      const reader = track(await open());
+      const client = admin();
+      const devices = devicesCovering(4, 3);
+      let round = 0;
+      let stop = false;
+      const writing = (async () => {
+        while (!stop) {
+          await writer.append(devices.map((d) => entry(d, [round * 2, round * 2 + 1])));
+          round++;
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })();
+      const consumed: StreamRecord[][] = [[], [], [], []];
+      let draining = false;
+      const consuming = Promise.all(
+        [0, 1, 2, 3].map(async (p) => {
+          let position: string | null = null;
+          for (let idle = 0; ; ) {
+            const batch = await reader.read(p, position, 5);
+            consumed[p].push(...batch);
+            if (batch.length > 0) {
+              position = batch[batch.length - 1].sequence;
+              idle = 0;
+            } else if (draining && ++idle >= 3) return;
+            else await reader.waitForAppend(20);
+          }
+        }),
+      );
+      const rounds = async (n: number) => {
+        const until = round + n;
+        while (round < until) await new Promise((r) => setTimeout(r, 5));
+      };
+      let before: string[] = [];
+      try {
+        await rounds(5);
+        while (consumed.some((c) => c.length === 0)) await new Promise((r) => setTimeout(r, 5));
+        // Positions taken before any reshard, as checkpoints hold them.
+        before = consumed.map((c) => c[c.length - 1].sequence);
+        const q = (p: number) => partitionHashKey(p, 4);
+        // Partition 0's key in the lower child, 1's in the upper one; 2 and 3 merged, split again;
+        // 0's children merged back: lineages of two and three generations.
+        await splitAt(client, name, q(0), 3n * 2n ** 124n);
+        await rounds(3);
+        await splitAt(client, name, q(1), 2n ** 126n + 2n ** 124n);
+        await rounds(3);
+        await mergeHolding(client, name, q(2), q(3));
+        await rounds(3);
+        await splitAt(client, name, q(2), 3n * 2n ** 126n);
+        await rounds(3);
+        await mergeHolding(client, name, q(0), 3n * 2n ** 124n);
+        await rounds(5);
+      } finally {
+        stop = true;
+        await writing;
+        draining = true;
+        await consuming;
+      }
+
+      const written = round * 2;
+      // A process started after the reshards, with nothing cached.
+      const fresh = track(await open());
+      for (let p = 0; p < 4; p++) {
+        const all = await readAll(fresh, p);
+        for (let i = 1; i < all.length; i++) expect(compareSequences(all[i - 1].sequence, all[i].sequence)).toBeLessThan(0);
+        expect(all.every((r) => partitionOf(decodeRecord(r).deviceId, 4) === p)).toBe(true);
+        for (const d of devices.filter((x) => partitionOf(x, 4) === p)) expect(seqsOf(all, d)).toEqual(Array.from({ length: written }, (_, i) => i));
+        // The partition went through several shards.
+        const shards = [...new Set(all.map((r) => decodeSequence(r.sequence).shardIndex))];
+        expect(shards.length).toBeGreaterThanOrEqual(2);
+        // The concurrent consumer read the same records, once each, in the same order.
+        expect(consumed[p].map((r) => r.sequence)).toEqual(all.map((r) => r.sequence));
+        // A position taken before the reshards resumes right after it.
+        const k = all.findIndex((r) => r.sequence === before[p]);
+        expect(k).toBeGreaterThanOrEqual(0);
+        expect((await readAll(fresh, p, before[p])).map((r) => r.sequence)).toEqual(all.slice(k + 1).map((r) => r.sequence));
+        // So does the last position of each shard: the next one is the child's first record.
+        for (let i = 0; i + 1 < all.length; i++) {
+          if (decodeSequence(all[i].sequence).shardIndex === decodeSequence(all[i + 1].sequence).shardIndex) continue;
+          const next = await fresh.read(p, all[i].sequence, 3);
+          expect(next.length).toBeGreaterThan(0);
+          expect(next.map((r) => r.sequence)).toEqual(all.slice(i + 1, i + 1 + next.length).map((r) => r.sequence));
+        }
+        const last = all[all.length - 1].sequence;
+        expect(await fresh.head(p)).toBe(last);
+        expect(await writer.head(p)).toBe(last);
+        expect(await fresh.resolve(p, { type: 'LATEST' })).toBe(last);
+        expect(await fresh.backlog(p, before[p])).toBe(all.length - k - 1);
+        expect(await fresh.backlog(p, last)).toBe(0);
+        const t = all[all.length >> 1].timestamp;
+        const from = await fresh.resolve(p, { type: 'AT_TIMESTAMP', timestamp: t });
+        expect((await fresh.read(p, from, 1))[0].sequence).toBe(all.find((r) => r.timestamp >= t)!.sequence);
+      }
+      // Dedupe went through the reshards too: the new process's seeding scan read the parents.
+      const [dup] = await fresh.append([entry(devices[0], [0, written])]);
+      expect(dup.duplicates).toEqual([0]);
+      expect(decodeSequence(dup.sequence!).shardIndex).not.toBeNull();
+      client.destroy();
     });
 
     it('retries only the throttled records, keeps each device in order, and resolves once all are acknowledged', async () => {

@@ -24,6 +24,13 @@ export interface StreamHarness {
    * true). Kinesis' minimum retention is 24 hours: its harness sets false to skip that test.
    */
   retention?: boolean;
+  /**
+   * Changes the backend's physical layout under `stream` while it is in use, as an operator may
+   * (Kinesis: split a shard, merge two). Absent where the backend has no such operation: the
+   * resharding test is skipped. Readers must then still see every record once, each device in
+   * order, and resume from positions taken before the change.
+   */
+  reshard?(stream: Stream): Promise<void>;
 }
 
 export function entry(deviceId: string, seqs: number[], extra: Record<string, unknown> = {}): AppendEntry {
@@ -147,6 +154,40 @@ export function streamConformance(name: string, harness: StreamHarness): void {
         }
       }
       expect(readings).toBe(200);
+    });
+
+    it.skipIf(!harness.reshard)('keeps every record once and each device in order through a reshard made while appending, and resumes from earlier positions', async () => {
+      stream = await harness.open();
+      const devices = Array.from({ length: 12 }, (_, i) => `reshard-${i}`);
+      const appendRounds = async (from: number, to: number) => {
+        for (let i = from; i < to; i++) await stream!.append(devices.map((d) => entry(d, [i])));
+      };
+      await appendRounds(0, 5);
+      const partitions = stream.partitions;
+      const before = await Promise.all(Array.from({ length: partitions }, async (_, p) => (await readAll(stream!, p)).pop()?.sequence ?? null));
+      await Promise.all([harness.reshard!(stream), appendRounds(5, 15)]);
+      await appendRounds(15, 20);
+      const check = async (s: Stream) => {
+        for (let p = 0; p < partitions; p++) {
+          const all = await readAll(s, p);
+          for (let i = 1; i < all.length; i++) expect(compareSequences(all[i - 1].sequence, all[i].sequence)).toBeLessThan(0);
+          for (const d of devices.filter((x) => partitionOf(x, partitions) === p)) {
+            expect(seqsOf(all.filter((r) => decodeRecord(r).deviceId === d))).toEqual(Array.from({ length: 20 }, (_, i) => i));
+          }
+          expect(all.every((r) => partitionOf(decodeRecord(r).deviceId, partitions) === p)).toBe(true);
+          const k = before[p] === null ? -1 : all.findIndex((r) => r.sequence === before[p]);
+          if (before[p] !== null) expect(k).toBeGreaterThanOrEqual(0);
+          expect((await readAll(s, p, before[p])).map((r) => r.sequence)).toEqual(all.slice(k + 1).map((r) => r.sequence));
+          if (all.length) expect(await s.head(p)).toBe(all[all.length - 1].sequence);
+        }
+      };
+      await check(stream);
+      // As after a restart: nothing cached, same records, and every reading still known.
+      await stream.close();
+      stream = await harness.reopen();
+      await check(stream);
+      const [dup] = await stream.append([entry(devices[0], [19, 20])]);
+      expect(dup.duplicates).toEqual([0]);
     });
 
     it.skipIf(harness.retention === false)('drops records older than the retention period (but the newest, where kept) and never reuses a sequence', async () => {
