@@ -35,7 +35,7 @@ import { DeviceAuth } from './ingest/device-auth.js';
 import { DeviceRateLimiter } from './ingest/rate-limit.js';
 import { startMqttIngest } from './ingest/mqtt-ingest.js';
 import { LiveEventSource } from './api/live-event-source.js';
-import { adminAuthenticate, registerLiveEvents } from './api/live-events.js';
+import { registerLiveEvents } from './api/live-events.js';
 
 export interface VigilOptions {
   config: Config;
@@ -160,7 +160,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
       },
     });
     registerGroupsApi(app, host, admin);
-    registerLiveEvents(app, liveEvents, { authenticate: adminAuthenticate(admin) });
+    registerLiveEvents(app, liveEvents, { authenticate: (token) => access.auth.authenticateToken(token) });
     registerWebPushApi(app, store, admin, (await vapidKeys(store, config)).publicKey);
     if (config['twilio.accountSid']) {
       registerTwilioWebhooks(app, { authToken: config['twilio.authToken'], publicUrl: publicBaseUrl(config), acks: new StoreAcknowledgements(store) });

@@ -26,9 +26,9 @@
  * after it, an unparsable id — gets a `reset` event: re-read the state (GET /v1/alerts).
  *
  * Vitals — process-local: `tapStream` wraps the stream producer the ingest (HTTP and MQTT) of
- * THIS process appends to, and only while the source is active does it record, per append
- * entry, a reference to the entry's readings in a map by resident (one Map set, nothing per
- * reading). Every second the residents with new readings whose last vitals event is at least
+ * THIS process appends to, and only while somebody listens does it record, per append entry,
+ * a reference to the entry's readings in a map by resident (one Map set, nothing per reading;
+ * nothing at all when nobody listens). Every second the residents with new readings whose last vitals event is at least
  * `vitalsEveryMs` (5 s) old get one `vitals` event, parsed then from the newest readings of
  * the batch (fields the batch lacks keep their previous value). Vitals events carry no id:
  * they are not replayed (a reconnect gets the latest values of each resident instead) and do
@@ -206,7 +206,7 @@ export class LiveEventSource {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Recording vitals and polling alerts: from the first subscriber until `replayMs` after the last left. */
+  /** Polling alerts: from the first subscriber until `replayMs` after the last one left. */
   get active(): boolean {
     return this.baseline !== null;
   }
@@ -246,8 +246,7 @@ export class LiveEventSource {
       return this.buffer.filter((e) => e.at >= t - RESUME_SLACK_MS && e.id !== lastEventId);
     }
     const now = this.now();
-    const reason =
-      t === null ? 'unknown event id' : this.coversSince === null || t < this.coversSince ? 'the events after this id are no longer kept' : 'unknown event id';
+    const reason = t === null ? 'not an event id of this API' : 'the events after this id are not kept';
     return [
       {
         id: `${now}-reset`,
@@ -266,7 +265,7 @@ export class LiveEventSource {
     else this.schedule(0);
   }
 
-  /** The producer the ingest appends through: records the latest readings per resident while active. */
+  /** The producer the ingest appends through: records the latest readings per resident while somebody listens. */
   tapStream(producer: StreamProducer): StreamProducer {
     return {
       append: async (entries) => {

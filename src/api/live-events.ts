@@ -18,7 +18,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import { VigilError } from '../core/errors.js';
 import { bearerToken } from '../ingest/http-ingest.js';
-import type { AdminAuth } from './admin-auth.js';
 import { ADMIN_PRINCIPAL, eventData, mayListen, type LiveEvent, type LiveEventSource, type LivePrincipal } from './live-event-source.js';
 
 /** Resolves the key to what it may see; throws a VigilError (401/403) when it may not listen. */
@@ -34,15 +33,6 @@ export interface LiveEventsOptions {
 
 /** A slow client holding more than this unsent is disconnected (it resumes on reconnect). */
 const MAX_BUFFERED_BYTES = 1 << 20;
-
-/** The admin key (AdminAuth) as the only principal: it sees everything. */
-export function adminAuthenticate(admin: AdminAuth): LiveAuthenticate {
-  return async (token) => {
-    // AdminAuth reads the key from the Authorization header: handed the token the same way.
-    await admin.check({ headers: { authorization: `Bearer ${token}` } } as FastifyRequest);
-    return ADMIN_PRINCIPAL;
-  };
-}
 
 /** One SSE message, its data as `principal` may see it. The data is one line of JSON: one `data:` line. */
 export function sseFrame(event: LiveEvent, principal: LivePrincipal = ADMIN_PRINCIPAL): string {
