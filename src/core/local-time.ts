@@ -15,8 +15,8 @@ export interface LocalTime {
 
 export class LocalClock {
   private readonly format: Intl.DateTimeFormat;
-  private bucket = NaN;
-  private offsetMs = 0;
+  /** Offsets of the quarter hours looked up last: detectors ask about "now" and "12 h ago" in turn. */
+  private readonly offsets = new Map<number, number>();
 
   /** Throws RangeError on an unknown IANA time zone. */
   constructor(readonly timeZone: string) {
@@ -41,11 +41,13 @@ export class LocalClock {
   /** Local time minus UTC at `ts`, ms. */
   utcOffsetMs(ts: number): number {
     const bucket = Math.floor(ts / QUARTER_HOUR_MS);
-    if (bucket !== this.bucket) {
-      this.bucket = bucket;
-      this.offsetMs = this.offsetAt(bucket * QUARTER_HOUR_MS);
+    let offset = this.offsets.get(bucket);
+    if (offset === undefined) {
+      offset = this.offsetAt(bucket * QUARTER_HOUR_MS);
+      if (this.offsets.size >= 16) this.offsets.clear();
+      this.offsets.set(bucket, offset);
     }
-    return this.offsetMs;
+    return offset;
   }
 
   /**

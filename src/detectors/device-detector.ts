@@ -95,6 +95,22 @@ export const restoreDeviceState = (saved: unknown): DeviceState =>
 export const FALL_SILENCE_MS = 15_000;
 const BURSTS_KEPT = 6;
 
+/** A resident's settings with a resting rate, built once per (settings, rate) rather than per reading. */
+const limitsCache = new WeakMap<DetectionSettings, Map<number | null, VitalLimits>>();
+function limitsFor(rc: ResidentContext, resting: number | null): VitalLimits {
+  let byRate = limitsCache.get(rc.settings);
+  if (!byRate) {
+    byRate = new Map();
+    limitsCache.set(rc.settings, byRate);
+  }
+  let limits = byRate.get(resting);
+  if (!limits) {
+    limits = { ...rc.settings, restingHr: resting };
+    byRate.set(resting, limits);
+  }
+  return limits;
+}
+
 /** Takes one reading of the device (any order, duplicates included) and appends the alert changes it causes. */
 export function admitReading(st: DeviceState, reading: Reading, rc: ResidentContext, now: number, out: AlertChange[]): void {
   const ctx: DetectionContext = { residentId: rc.residentId, deviceId: reading.deviceId, now };
@@ -161,7 +177,7 @@ function inOrderReading(st: DeviceState, reading: Reading, rc: ResidentContext, 
   fallDecisions(st, decisions, rc, ctx, reading.ts, out);
 
   // Vitals, and the pulse at rest against the resident's own baseline.
-  const limits: VitalLimits = { ...s, restingHr: restingHr(st.baseline) };
+  const limits = limitsFor(rc, restingHr(st.baseline));
   for (const rule of VITAL_RULES) {
     const change = stepVital(rule, (st.vitals[rule.type] ??= newVitalState()), reading, limits, ctx);
     if (change) out.push(change);

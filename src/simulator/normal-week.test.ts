@@ -1,6 +1,7 @@
 /**
- * The simulator itself must not produce abnormal days: a normal week of 20 residents, through
- * the eyes of every detector (DESIGN §3.4), raises nothing. At 20 Hz, the rate the detector
+ * The simulator itself must not produce abnormal days: a normal week of 6 residents, checked
+ * against every detector's trigger by its raw values, raises nothing (the 20-resident week
+ * through the real detectors is src/detectors/simulated-days.test.ts). At 20 Hz, the rate the detector
  * tests use; the time it takes is printed.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,6 +9,7 @@ import { LocalClock } from '../core/local-time.js';
 import { generateReadings, simulatedResidents } from './offline.js';
 import { distanceM } from './testing/geo.js';
 
+const RESIDENTS = 6;
 const MONDAY = Date.parse('2024-06-10T00:00:00+02:00');
 const DAY = 86_400_000;
 const WEEK = 7 * DAY;
@@ -22,13 +24,13 @@ const range = (s: number[][], k: number) => {
 };
 
 describe('a normal week', () => {
-  it('of 20 residents at 20 Hz raises no alert by construction', () => {
+  it('of 6 residents at 20 Hz raises no alert by construction', () => {
     const clock = new LocalClock('Europe/Paris');
     const problems: string[] = [];
     const started = performance.now();
     let readings = 0;
     let generationMs = 0;
-    for (const resident of simulatedResidents(20, { startTs: MONDAY, accHz: 20 })) {
+    for (const resident of simulatedResidents(RESIDENTS, { startTs: MONDAY, accHz: 20 })) {
       const { deviceId, homeLocation } = resident;
       const problem = (ts: string, what: string) => problems.length < 50 && problems.push(`${deviceId} ${ts}: ${what}`);
       let stillSince: string | undefined;
@@ -88,10 +90,10 @@ describe('a normal week', () => {
     }
     const totalS = (performance.now() - started) / 1000;
     console.log(
-      `normal week: ${readings} readings of 20 residents at 20 Hz generated in ${(generationMs / 1000).toFixed(1)} s ` +
+      `normal week: ${readings} readings of ${RESIDENTS} residents at 20 Hz generated in ${(generationMs / 1000).toFixed(1)} s ` +
         `(${Math.round(readings / (generationMs / 1000))} readings/s), checked in ${totalS.toFixed(1)} s`,
     );
     expect(problems).toEqual([]);
-    expect(readings).toBe((20 * WEEK) / 5000);
+    expect(readings).toBe((RESIDENTS * WEEK) / 5000);
   }, 300_000);
 });
