@@ -80,7 +80,7 @@ export const SETTINGS = {
   'alerts.imOkWindowSeconds': { kind: 'number', default: 30, min: 0, max: 600, doc: 'After a detected fall, SOS_CANCEL or normal movement within this window resolves it as "resident OK". Per resident: `imOkWindowMs`.' },
   'alerts.inactivityMinutes': { kind: 'number', default: 120, min: 5, max: 1440, doc: 'INACTIVITY after this long worn, awake and still in waking hours. Per resident: `inactivityMs`.' },
   'alerts.pageWithinHours': { kind: 'number', default: 12, min: 0.1, max: 8760, doc: 'An alert detected longer than this after its event time (a replay of old data) is recorded without notifying anyone.' },
-  'alerts.offlineMinutes': { kind: 'number', default: 10, min: 1, max: 1440, doc: 'DEVICE_OFFLINE after this long without a reading (processing time, only while caught up). Per resident: `offlineMs`.' },
+  'alerts.offlineMinutes': { kind: 'number', default: 10, min: 0.1, max: 1440, doc: 'DEVICE_OFFLINE after this long without a reading (processing time, only while caught up). Per resident: `offlineMs`.' },
   'notify.webhookTimeoutMs': { kind: 'integer', default: 5000, min: 100, max: 120000, doc: 'Timeout of one webhook delivery attempt.' },
   'notify.maxAttempts': { kind: 'integer', default: 12, min: 1, max: 1000, doc: 'Delivery attempts before a notification is marked failed.' },
   'notify.retryBaseMs': { kind: 'integer', default: 1000, min: 10, max: 3600000, doc: 'First retry delay; doubles each attempt, capped at 5 minutes.' },

@@ -51,7 +51,7 @@ export const DETECTION_SETTINGS = {
   notWornMs: { default: 900_000, min: 60_000, max: 86_400_000, doc: 'NOT_WORN: worn=false or a flat signal for this long by day (issue: 15 min).' },
   batteryLowPct: { default: 15, min: 1, max: 90, doc: 'BATTERY_LOW at or below this charge (issue: 15 %).' },
   batteryRearmPct: { default: 40, min: 2, max: 100, doc: 'BATTERY_LOW re-arms (clears) once charging or back above this: once per discharge.' },
-  offlineMs: { default: 600_000, min: 60_000, max: 86_400_000, doc: 'DEVICE_OFFLINE after this long without a reading, in processing time (issue: 10 min).' },
+  offlineMs: { default: 600_000, min: 6_000, max: 86_400_000, doc: 'DEVICE_OFFLINE after this long without a reading, in processing time (issue: 10 min).' },
   geofenceRadiusM: { default: 200, min: 20, max: 100_000, doc: 'Home geofence radius when the resident home location has none (m).' },
   wanderingAwayMs: { default: 1_800_000, min: 0, max: 86_400_000, doc: 'WANDERING by day after this long outside the geofence; at night after wanderingNightMs.' },
   wanderingNightMs: { default: 120_000, min: 0, max: 86_400_000, doc: 'WANDERING at night (outside waking hours) after this long outside: long enough to ignore one GPS jump.' },
