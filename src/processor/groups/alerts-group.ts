@@ -47,6 +47,9 @@ export const LATE_MS = 120_000;
 /** Alerts that are paged whenever they are detected. */
 const ALWAYS_PAGED = new Set(['FALL', 'SOS']);
 
+/** How often the processing-time timers (silent devices, gaps given up on) are looked at. */
+const TICK_EVERY_MS = 1000;
+
 export class AlertsGroup implements ConsumerGroup {
   readonly name = 'alerts';
   /**
@@ -56,6 +59,7 @@ export class AlertsGroup implements ConsumerGroup {
   readonly flushEveryRecords = 5000;
   readonly flushEveryMs = 200;
   private readonly partitions = new Map<number, PartitionState>();
+  private lastTick = 0;
   private readonly residents = new Map<string, { context: ResidentContext; loadedAt: number }>();
   private readonly clock: () => number;
 
@@ -97,7 +101,10 @@ export class AlertsGroup implements ConsumerGroup {
   }
 
   async tick(now: number, caughtUp: boolean): Promise<void> {
-    if (!caughtUp) return;
+    // The runtime ticks after every pass; the timers here are per second at the finest, and a
+    // pass over every device of a big fleet is not free.
+    if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
+    this.lastTick = now;
     for (const st of this.partitions.values()) {
       for (const [deviceId, device] of st.devices) {
         const rc = await this.residentContext(device.residentId);

@@ -33,12 +33,16 @@ export interface WarehouseGroupOptions {
   timezoneOf(residentId: string): Promise<string>;
 }
 
+/** How often the processing-time timers (silent devices, gaps given up on) are looked at. */
+const TICK_EVERY_MS = 1000;
+
 export class WarehouseGroup implements ConsumerGroup {
   readonly name = 'warehouse';
   /** A load costs a transaction and an fsync whatever its size: make each one carry many readings. */
   readonly flushEveryRecords = 2000;
   readonly flushEveryMs = 1000;
   private readonly partitions = new Map<number, PartitionState>();
+  private lastTick = 0;
 
   constructor(
     private readonly warehouse: Warehouse,
@@ -78,7 +82,10 @@ export class WarehouseGroup implements ConsumerGroup {
   }
 
   async tick(now: number, caughtUp: boolean): Promise<void> {
-    if (!caughtUp) return;
+    // The runtime ticks after every pass; the timers here are per second at the finest, and a
+    // pass over every device of a big fleet is not free.
+    if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
+    this.lastTick = now;
     for (const st of this.partitions.values()) {
       for (const [deviceId, device] of st.devices) {
         const out: Summaries = { sleep: [], days: [] };
