@@ -6,15 +6,9 @@
  * tell a fresh device's state from a device's state after weeks (daily histories fill up).
  */
 import { simulatedResidents } from '../../src/simulator/offline.js';
-import { generateDeliveries } from '../../src/simulator/offline.js';
-import { toReading } from '../../src/detectors/testing/simulated-days.js';
-import { DEFAULT_DETECTION_SETTINGS } from '../../src/detectors/detection-settings.js';
-import { admitReading, newDeviceState, tickDevice, type ResidentContext } from '../../src/detectors/device-detector.js';
-import { newSummaryState, summarizeReading, tickSummaries, type Summaries } from '../../src/detectors/device-summaries.js';
-import type { AlertChange } from '../../src/store/types.js';
+import { runResident } from '../../src/detectors/testing/simulated-days.js';
 
 const DAY = 86_400_000;
-const TICK_MS = 60_000;
 
 export interface SteadyState {
   days: number;
@@ -32,31 +26,7 @@ export function steadyState(days: number, accHz = 25): SteadyState {
   const t0 = performance.now();
   const start = Date.parse('2024-06-10T00:00:00+02:00');
   const [resident] = simulatedResidents(1, { startTs: start, accHz });
-  const rc: ResidentContext = { residentId: 'res-steady', timezone: resident.timezone, home: resident.homeLocation, settings: DEFAULT_DETECTION_SETTINGS };
-  const state = newDeviceState();
-  const summary = newSummaryState();
-  const changes: AlertChange[] = [];
-  const summaries: Summaries = { sleep: [], days: [] };
-  let nextTick = -Infinity;
-  let readings = 0;
-  for (const delivery of generateDeliveries(resident.model, start + days * DAY)) {
-    const now = delivery.at;
-    if (nextTick === -Infinity) nextTick = now + TICK_MS;
-    while (nextTick <= now) {
-      tickDevice(state, resident.deviceId, rc, nextTick, 0, changes);
-      tickSummaries(summary, rc.timezone, nextTick, summaries);
-      nextTick += TICK_MS;
-    }
-    for (const w of delivery.readings) {
-      const reading = toReading(w, now);
-      admitReading(state, reading, rc, now, changes);
-      summarizeReading(summary, reading, rc.timezone, summaries);
-      readings++;
-    }
-    changes.length = 0;
-    summaries.sleep.length = 0;
-    summaries.days.length = 0;
-  }
+  const { state, summary, readings } = runResident(resident, start + days * DAY, { keepOutput: false });
   const parts = Object.entries(state).map(([k, v]) => [`state.${k}`, JSON.stringify(k).length + 1 + JSON.stringify(v).length + 1] as [string, number]);
   return {
     days,

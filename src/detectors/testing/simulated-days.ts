@@ -8,13 +8,16 @@ import type { AlertChange } from '../../store/types.js';
 import { generateDeliveries, type SimulatedResident } from '../../simulator/offline.js';
 import type { WireReading } from '../../simulator/resident-model.js';
 import { DEFAULT_DETECTION_SETTINGS } from '../detection-settings.js';
-import { admitReading, newDeviceState, tickDevice, type ResidentContext } from '../device-detector.js';
-import { newSummaryState, summarizeReading, tickSummaries, type Summaries } from '../device-summaries.js';
+import { admitReading, newDeviceState, tickDevice, type DeviceState, type ResidentContext } from '../device-detector.js';
+import { newSummaryState, summarizeReading, tickSummaries, type Summaries, type SummaryState } from '../device-summaries.js';
 
 export interface DayRun {
   changes: AlertChange[];
   summaries: Summaries;
   readings: number;
+  /** The detectors' state at the end: the alerts group's and the warehouse group's. */
+  state: DeviceState;
+  summary: SummaryState;
 }
 
 const TICK_MS = 60_000;
@@ -24,7 +27,11 @@ export function toReading(w: WireReading, receivedAt: number): Reading {
   return { ...rest, ts: Date.parse(ts), receivedAt } as Reading;
 }
 
-export function runResident(resident: SimulatedResident, toTs: number): DayRun {
+/**
+ * `keepOutput: false` drops the alert changes and summaries after each request (a benchmark
+ * that only wants the state after weeks need not hold weeks of output).
+ */
+export function runResident(resident: SimulatedResident, toTs: number, opts: { keepOutput?: boolean } = {}): DayRun {
   const rc: ResidentContext = {
     residentId: `res-${resident.deviceId}`,
     timezone: resident.timezone,
@@ -51,8 +58,13 @@ export function runResident(resident: SimulatedResident, toTs: number): DayRun {
       summarizeReading(summary, reading, rc.timezone, summaries);
       readings++;
     }
+    if (opts.keepOutput === false) {
+      changes.length = 0;
+      summaries.sleep.length = 0;
+      summaries.days.length = 0;
+    }
   }
-  return { changes, summaries, readings };
+  return { changes, summaries, readings, state, summary };
 }
 
 export const raisedTypes = (changes: AlertChange[]): string[] => changes.flatMap((c) => (c.kind === 'raise' ? [c.alert.type] : []));

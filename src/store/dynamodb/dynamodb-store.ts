@@ -65,7 +65,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { VigilError } from '../../core/errors.js';
-import { definedOnly } from '../store-rows.js';
+import { definedOnly, newAlert } from '../store-rows.js';
 import {
   LeaseLostError,
   type Alert,
@@ -316,7 +316,6 @@ const isConditionFailure = (err: unknown) => err instanceof ConditionalCheckFail
 /** A concurrent writer changed an item the batch read: the batch is re-read and re-applied. */
 class Conflict extends Error {}
 
-type AlertRaise = Extract<AlertChange, { kind: 'raise' }>['alert'];
 type BatchCheckpoint = Parameters<Store['commitAlertBatch']>[2];
 
 /** The in-memory result of applying a batch to the state it read. */
@@ -326,19 +325,6 @@ interface Plan {
   /** Unresolved markers by (resident, type): the alert id read and the one after the batch. */
   markers: Map<string, { residentId: string; type: string; before: string | null; after: string | null }>;
   created: Alert[];
-}
-
-function newAlert(raise: AlertRaise): Alert {
-  return {
-    ...raise,
-    state: 'open',
-    acknowledgedAt: null,
-    acknowledgedBy: null,
-    ackNote: null,
-    resolvedAt: null,
-    lastSeenAt: raise.openedAt,
-    occurrences: 1,
-  };
 }
 
 const markerKey = (residentId: string, type: string) => JSON.stringify([residentId, type]);

@@ -297,26 +297,36 @@ export class PostgresWarehouse implements Warehouse {
 
   private async loadNow(rows: WarehouseReading[]): Promise<{ inserted: number }> {
     if (rows.length === 0) return { inserted: 0 };
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query(BEGIN_LOAD);
+    return this.inTransaction(BEGIN_LOAD, async (client) => {
       await stageRows(client, rows);
       const inserted = (await client.query(INSERT_STAGED)).rowCount ?? 0;
       if (inserted > 0) {
         await client.query(LOCK_STAGED_RESIDENTS);
         await client.query(RECOMPUTE_MINUTES, minutesSpanned(rows));
       }
-      await client.query('COMMIT');
       return { inserted };
+    });
+  }
+
+  /**
+   * Runs `work` in one transaction on a pooled connection. On failure the original error is
+   * reported (a failed COMMIT has already ended the transaction), and a connection that cannot
+   * even roll back is closed rather than handed to the next caller.
+   */
+  private async inTransaction<T>(begin: string, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query(begin);
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
     } catch (err) {
-      // A failed COMMIT has already ended the transaction; the original error is the one to report.
       await client.query('ROLLBACK').catch((rollbackErr: Error) => {
         broken = rollbackErr;
       });
       throw err;
     } finally {
-      // A connection that cannot even roll back is closed rather than handed to the next load.
       client.release(broken);
     }
   }
@@ -328,10 +338,7 @@ export class PostgresWarehouse implements Warehouse {
   private async saveInsightsNow(rows: WarehouseInsights): Promise<void> {
     const { sleep, activity } = insightsToStore(rows);
     if (sleep.length === 0 && activity.length === 0) return;
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query('BEGIN');
+    await this.inTransaction('BEGIN', async (client) => {
       for (let i = 0; i < sleep.length; i += UPSERT_ROWS) {
         const chunk = sleep.slice(i, i + UPSERT_ROWS);
         await client.query(upsertSleep(chunk.length), chunk.flatMap((r) => [
@@ -345,16 +352,7 @@ export class PostgresWarehouse implements Warehouse {
           r.deviceId, r.day, r.residentId, r.steps, r.activeMinutes, r.longestSedentaryMin, r.wornMinutes, r.final,
         ]));
       }
-      await client.query('COMMIT');
-    } catch (err) {
-      // As in a load: the original error is reported, a connection that cannot roll back is closed.
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
@@ -363,11 +361,8 @@ export class PostgresWarehouse implements Warehouse {
 
   private async eraseResidentNow(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }> {
     checkResidentId(residentId);
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    const run = async (sql: string) => (await client.query(sql, [residentId])).rowCount ?? 0;
-    try {
-      await client.query('BEGIN');
+    return this.inTransaction('BEGIN', async (client) => {
+      const run = async (sql: string) => (await client.query(sql, [residentId])).rowCount ?? 0;
       await run(LOCK_RESIDENT);
       const readings = await run(ERASE_RESIDENT.readings);
       await run(ERASE_RESIDENT.vitals);
@@ -375,17 +370,8 @@ export class PostgresWarehouse implements Warehouse {
       const sleepSessions = await run(ERASE_RESIDENT.sleep);
       await run(ERASE_RESIDENT.lockActivity);
       const dailyActivity = await run(ERASE_RESIDENT.activity);
-      await client.query('COMMIT');
       return { readings, sleepSessions, dailyActivity };
-    } catch (err) {
-      // As in a load: the original error is reported, a connection that cannot roll back is closed.
-      await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-        broken = rollbackErr;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    });
   }
 
   async sleepSessions(q: DayRangeQuery): Promise<SleepSessionRow[]> {
