@@ -36,6 +36,8 @@ import { DeviceRateLimiter } from './ingest/rate-limit.js';
 import { startMqttIngest } from './ingest/mqtt-ingest.js';
 import { LiveEventSource } from './api/live-event-source.js';
 import { registerLiveEvents } from './api/live-events.js';
+import { registerOverviewApi } from './api/overview-api.js';
+import { registerDashboard } from './api/dashboard.js';
 
 export interface VigilOptions {
   config: Config;
@@ -146,6 +148,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
     registerWarehouseApi(app, store, warehouse.queries, access);
     const queries = warehouse.queries;
     registerThirdPartyApi(app, { store, queries, access });
+    registerOverviewApi(app, { store, queries, access });
     registerErasureApi(app, admin, {
       store,
       eraseWarehouse: queries ? (id) => queries.eraseResident(id) : null,
@@ -166,6 +169,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
       registerTwilioWebhooks(app, { authToken: config['twilio.authToken'], publicUrl: publicBaseUrl(config), acks: new StoreAcknowledgements(store) });
     }
     opts.routes?.(app, admin);
+    await registerDashboard(app);
   }
   app.get('/healthz', async (_req, reply) => {
     const groups = groupsView(host).map(({ name, running, caughtUp, lag }) => ({ name, running, caughtUp, lag }));

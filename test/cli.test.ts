@@ -45,6 +45,12 @@ describe('vigil CLI', () => {
     await waitFor('status lines with accepted readings', async () => /readings\/s accepted \([1-9]\d* total\)/.test(out), 30_000);
     expect(out).toContain(`Vigil is running on http://127.0.0.1:${port}`);
     expect(out).toMatch(/admin key {2}vadm_[A-Za-z0-9_-]{43}/);
+    // The dashboard link carries the key shown once, in the fragment (never sent to a server).
+    const dashboard = /dashboard {2}(http:\/\/\S+)#key=(vadm_\S+)/.exec(out);
+    expect(dashboard?.[2]).toBe(/admin key {2}(vadm_\S+)/.exec(out)![1]);
+    const page = await fetch(dashboard![1]);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="app">');
     expect(out).toMatch(/lag alerts=\d+ warehouse=\d+ archive=\d+ \| \d+ open alerts/);
 
     // A scenario on command reaches the alerts within seconds.

@@ -140,6 +140,8 @@ describe('third-party API', () => {
     { route: 'POST alert ack', scope: 'alerts:ack', method: 'POST', path: (w) => `/v1/alerts/${alertOf[w]}/ack`, body: { by: 'partner app' }, aboutResident: true, ok: 200 },
     { route: 'GET alerts', scope: 'alerts:read', method: 'GET', path: () => '/v1/alerts', aboutResident: false, ok: 200 },
     { route: 'GET residents', scope: 'any', method: 'GET', path: () => '/v1/residents', aboutResident: false, ok: 200 },
+    { route: 'GET overview', scope: 'any', method: 'GET', path: () => '/v1/overview', aboutResident: false, ok: 200 },
+    { route: 'GET whoami', scope: 'any', method: 'GET', path: () => '/v1/whoami', aboutResident: false, ok: 200 },
     { route: 'GET api-keys', scope: 'admin', method: 'GET', path: () => '/v1/api-keys', aboutResident: false, ok: 200 },
     {
       route: 'POST api-keys',
@@ -182,6 +184,40 @@ describe('third-party API', () => {
       expectProblem(await call(r, `vkey_${'x'.repeat(43)}`, 'A'), 401, 'INVALID_TOKEN');
       expectProblem(await api(base, r.method, r.path('A')), 401, 'MISSING_TOKEN');
     });
+  });
+
+  it('GET /v1/overview: a card per resident the key may see, each part only with its scope', async () => {
+    const overview = async (token: string) => {
+      const res = await api(base, 'GET', '/v1/overview', { token });
+      expect(res.status).toBe(200);
+      return new Map((res.body.residents as { residentId: string }[]).map((c) => [c.residentId, c as Record<string, any>]));
+    };
+    const all = await overview(ADMIN_KEY);
+    expect([...all.keys()].sort()).toEqual([a.residentId, b.residentId].sort());
+    const cardA = all.get(a.residentId)!;
+    // The newest reading of A is its 12th: battery 79, charging.
+    expect(cardA.name).toEqual(expect.any(String));
+    expect(cardA.lastReading).toMatchObject({ deviceId: 'band-a', ts: new Date(t0 + 11 * 30_000).toISOString(), battery: 79, charging: true, hr: expect.any(Number) });
+    expect(cardA.stepsToday).toEqual(expect.any(Number));
+    // Unresolved alerts only (acknowledged ones stay until resolved), most severe then oldest first.
+    const unresolved = (await api(base, 'GET', `/v1/alerts?residentId=${a.residentId}`, { token: ADMIN_KEY })).body.alerts.filter((x: { state: string }) => x.state !== 'resolved');
+    expect(cardA.alerts.map((x: { id: string }) => x.id).sort()).toEqual(unresolved.map((x: { id: string }) => x.id).sort());
+    const opened = cardA.alerts.map((x: { openedAt: string }) => x.openedAt);
+    expect(opened).toEqual([...opened].sort());
+
+    // Vitals only: no name, no band state, no alerts, steps or sleep.
+    const vitalsOnly = (await overview(keys['vitals:read'])).get(a.residentId)!;
+    expect(vitalsOnly).toMatchObject({ name: null, alerts: null, stepsToday: null, lastNight: null });
+    expect(vitalsOnly.lastReading).toMatchObject({ hr: expect.any(Number), battery: null, worn: null, charging: null });
+    // Names only: no reading at all.
+    expect((await overview(keys['residents:read'])).get(a.residentId)).toMatchObject({ name: cardA.name, lastReading: null, alerts: null });
+    // A key limited to A sees A alone.
+    expect([...(await overview(limited.key)).keys()]).toEqual([a.residentId]);
+  });
+
+  it('GET /v1/whoami tells a key what it may do', async () => {
+    expect((await api(base, 'GET', '/v1/whoami', { token: ADMIN_KEY })).body).toEqual({ kind: 'admin', id: 'admin', scopes: [...SCOPES], residentIds: null });
+    expect((await api(base, 'GET', '/v1/whoami', { token: limited.key })).body).toMatchObject({ kind: 'apiKey', id: limited.id, scopes: [...SCOPES], residentIds: [a.residentId] });
   });
 
   it('keeps the admin routes admin-only: an API key, even of scope admin, is refused there', async () => {

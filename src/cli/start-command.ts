@@ -3,7 +3,7 @@
  * `--simulate N`) a simulated fleet, a banner saying where to look and a one-line status.
  * Ctrl-C (or SIGTERM) shuts down cleanly; a second Ctrl-C exits at once.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../core/config.js';
 import { GROUP_NAMES, type GroupName } from '../processor/groups/registry.js';
 import { startVigil, type Vigil } from '../app.js';
@@ -68,11 +68,13 @@ export async function runStart(flags: Record<string, string>, configFile?: strin
   out('');
   out(`Vigil ${role.api ? 'is running' : 'worker is running'} on ${vigil.url}${role.groups.length ? ` with groups ${role.groups.join(', ')}` : ' (API and ingest only)'}`);
   if (role.api) {
+    // The first start shows the key once: the link logs the browser in with it (the part after # never leaves the browser).
+    out(`  dashboard  ${vigil.url}/${vigil.generatedAdminKey ? `#key=${vigil.generatedAdminKey}` : ''}   (log in with the admin key or a staff key)`);
     out(`  ingest     POST ${vigil.url}/v1/readings   (device token)`);
-    out(`  admin API  ${vigil.url}/v1/residents, /v1/alerts, /v1/admin/groups   (admin key)`);
+    out(`  admin API  ${vigil.url}/v1/residents, /v1/alerts, /v1/admin/groups   (admin key)   reference ${vigil.url}/docs`);
   }
   out(`  health     ${vigil.url}/healthz      metrics ${vigil.url}/metrics`);
-  out(`  data       ${join(process.cwd(), config.dataDir)}`);
+  out(`  data       ${resolve(config.dataDir)}`);
   if (vigil.generatedAdminKey) out(`  admin key  ${vigil.generatedAdminKey}   (shown once: keep it; \`vigil admin-key reset\` makes a new one)`);
   else out(`  admin key  ${config.adminKey ? 'from VIGIL_ADMIN_KEY' : 'set at first start (`vigil admin-key reset` makes a new one)'}`);
 
