@@ -10,12 +10,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, CHROMIUM_PATH, chromiumInstalled } from '../src/testing/services.js';
 import { ADMIN_KEY, api, freePort, tempDir, waitFor } from './helpers.js';
 
 const BIN = new URL('../bin/vigil.js', import.meta.url).pathname;
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 const SHOTS = new URL('../test-output/dashboard/', import.meta.url).pathname;
 const RESIDENTS = 5;
 /** The demo plays SOS, tachycardia and hypoxia on devices 0–2: the fall goes to the last one. */
@@ -23,6 +25,8 @@ const FALL_DEVICE = RESIDENTS - 1;
 
 // The page's globals, for the functions page.evaluate runs in the browser (this project has no DOM lib).
 declare const window: { notReloaded?: boolean };
+declare const axe: { run(context: unknown, options: unknown): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> };
+declare const document: unknown;
 declare const sessionStorage: { getItem(key: string): string | null };
 declare const localStorage: { getItem(key: string): string | null };
 declare const navigator: {
@@ -72,10 +76,17 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
     await page.keyboard.press('Enter');
   }
 
+  /** WCAG 2 A and AA rules (axe-core, injected: the context bypasses the page's CSP for it) find nothing. */
+  async function expectAccessible(page: Page, what: string): Promise<void> {
+    await page.addScriptTag({ path: AXE });
+    const { violations } = await page.evaluate(() => axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] }));
+    expect(violations.map((v) => `${what}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`)).toEqual([]);
+  }
+
   const card = (page: Page, residentId: string) => page.locator(`li.card[data-resident="${residentId}"]`);
 
   it('shows live residents, brings a fall to the inbox, and stops the escalation on acknowledgement', async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
     const page = await context.newPage();
     const pageErrors: string[] = [];
     page.on('pageerror', (err) => pageErrors.push(err.message));
@@ -95,6 +106,7 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
     const before = await card(page, fallen.id).getAttribute('data-last-ts');
     await expect.poll(() => card(page, fallen.id).getAttribute('data-last-ts'), { timeout: 20_000 }).not.toBe(before);
     await page.screenshot({ path: `${SHOTS}01-overview.png`, fullPage: true });
+    await expectAccessible(page, 'overview');
 
     // A fall: the simulator's band raises it, the card and a critical banner show it, live.
     expect((await admin('POST', '/v1/simulator/scenarios', { device: FALL_DEVICE, scenario: 'FALL' })).status).toBe(202);
@@ -122,6 +134,7 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
     await expect.poll(() => fall.getAttribute('data-state'), { timeout: 10_000 }).toBe('acknowledged');
     await expect.poll(() => fall.locator('summary').getAttribute('data-escalation'), { timeout: 15_000 }).toBe('stopped');
     await page.screenshot({ path: `${SHOTS}04-acknowledged.png`, fullPage: true });
+    await expectAccessible(page, 'inbox');
 
     // The API agrees: acknowledged by her with her note, and nothing left to send.
     const stored = (await admin('GET', `/v1/alerts/${alertId}`)).body;
@@ -138,12 +151,13 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
     await page.getByRole('link', { name: fallen.name }).first().click();
     await expect.poll(() => page.locator('figure.chart canvas').count(), { timeout: 15_000 }).toBeGreaterThanOrEqual(4);
     await expect.poll(() => page.locator('table').first().textContent(), { timeout: 10_000 }).toBeTruthy();
-    expect(await page.getByRole('heading', { name: 'Alert history' }).count()).toBe(1);
-    expect(await page.getByRole('heading', { name: 'Contacts' }).count()).toBe(1);
-    expect(await page.getByRole('heading', { name: 'Escalation' }).count()).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Alert history' }).count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Contacts' }).count(), { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => page.getByRole('heading', { name: 'Escalation' }).count(), { timeout: 10_000 }).toBe(1);
     await page.getByRole('button', { name: '7 days' }).click();
     await expect.poll(() => page.getByRole('button', { name: '7 days' }).getAttribute('aria-pressed')).toBe('true');
     await page.screenshot({ path: `${SHOTS}05-resident.png`, fullPage: true });
+    await expectAccessible(page, 'resident page');
 
     expect(await page.evaluate(() => window.notReloaded)).toBe(true);
     expect(pageErrors).toEqual([]);
@@ -153,7 +167,7 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
   it('gives a staff key what its scopes allow, on a phone-sized screen', async () => {
     const created = await admin('POST', '/v1/api-keys', { name: 'Night shift', scopes: ['residents:read', 'vitals:read', 'alerts:read', 'alerts:ack'] });
     expect(created.status).toBe(201);
-    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, bypassCSP: true });
     const page = await context.newPage();
     await logIn(page, created.body.key, 'Night nurse');
     await expect.poll(() => page.locator('li.card').count(), { timeout: 20_000 }).toBe(RESIDENTS);
@@ -164,6 +178,7 @@ describe.skipIf(!chromiumInstalled())('dashboard in Chromium', () => {
     // Acknowledge yes, resolve (admin) no.
     expect(await page.getByRole('button', { name: 'Resolve' }).count()).toBe(0);
     await page.screenshot({ path: `${SHOTS}06-staff-phone.png`, fullPage: true });
+    await expectAccessible(page, 'inbox on a phone');
 
     // A wrong key is refused with the API's words, and nothing is stored.
     await page.getByRole('button', { name: 'Log out' }).click();

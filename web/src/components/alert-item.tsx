@@ -43,6 +43,8 @@ export function AlertItem({ alert, model, now, focused }: { alert: Alert; model:
   };
 
   const id = `alert-${alert.id}`;
+  const canAck = alert.state === 'open' && model.can('alerts:ack');
+  const canResolve = alert.state !== 'resolved' && model.can('admin');
   return (
     <article class={`alert sev-border-${alert.severity} ${focused ? 'focused' : ''}`} id={id} data-alert={alert.id} data-state={alert.state} aria-labelledby={`${id}-title`}>
       <header>
@@ -71,14 +73,14 @@ export function AlertItem({ alert, model, now, focused }: { alert: Alert; model:
         </p>
       )}
       <Escalation notifications={notifications.data} alert={alert} />
-      {alert.state !== 'resolved' && (model.can('alerts:ack') || model.can('admin')) && (
+      {(canAck || canResolve) && (
         <form class="actions" onSubmit={(e) => (e.preventDefault(), void act(alert.state === 'open' ? 'ack' : 'resolve'))}>
           <label class="sr-only" for={`${id}-note`}>Note</label>
           <input id={`${id}-note`} placeholder="Note (optional): what you did" value={note} onInput={(e) => setNote(e.currentTarget.value)} maxLength={1000} />
-          {alert.state === 'open' && model.can('alerts:ack') && (
+          {canAck && (
             <button type="button" disabled={busy} onClick={() => void act('ack')}>Acknowledge</button>
           )}
-          {model.can('admin') && (
+          {canResolve && (
             <button type="button" class="secondary" disabled={busy} onClick={() => void act('resolve')}>Resolve</button>
           )}
         </form>
