@@ -2,13 +2,12 @@
  * The whole pipeline on the AWS backends (DESIGN §2, "the original design"): Kinesis stream,
  * DynamoDB store and S3 archive, on kinesalite, dynalite and s3rver started in this process,
  * with the real AWS SDK v3; the warehouse on PostgreSQL when it runs here (Redshift speaks its
- * protocol), else DuckDB. Register, ingest, alerts (an SOS, sustained tachycardia), the signed
- * webhook, warehouse rows and vitals through the API, the archive objects in S3, and a replay
- * of every group from TRIM_HORIZON that changes nothing.
+ * protocol), else DuckDB; MQTT ingest next to HTTP when Mosquitto runs. Register, ingest, alerts
+ * (an SOS, sustained tachycardia), the signed webhook, warehouse rows and vitals through the API,
+ * the archive objects in S3, each front door followed to every sink (as on the other combinations,
+ * e2e.test.ts), and a replay of every group from TRIM_HORIZON that changes nothing.
  */
 import { createHmac } from 'node:crypto';
-import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DescribeStreamSummaryCommand, KinesisClient, ListShardsCommand, MergeShardsCommand, SplitShardCommand } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,13 +16,9 @@ import { partitionOf } from '../src/stream/partitioner.js';
 import { compareSequences } from '../src/stream/types.js';
 import { partitionHashKey } from '../src/stream/kinesis/kinesis-records.js';
 import { serviceUp } from '../src/testing/services.js';
-import { ADMIN_KEY, api, awsEmulators, reading, registerResident, startTestVigil, waitFor, webhookReceiver } from './helpers.js';
-
-interface ArchiveLine {
-  partition: number;
-  sequence: string;
-  reading: { deviceId: string; seq: number };
-}
+import {
+  ADMIN_KEY, api, awsEmulators, followToEverySink, mqttFrontDoor, readArchive, reading, readingKey, registerResident, startTestVigil, waitFor, webhookReceiver, type Ingest,
+} from './helpers.js';
 
 /** A PostgreSQL schema for the warehouse, dropped by `cleanup`; null when PostgreSQL is not running. */
 async function postgresWarehouse(): Promise<{ overrides: Record<string, unknown>; cleanup(): Promise<void> } | null> {
@@ -46,12 +41,16 @@ async function postgresWarehouse(): Promise<{ overrides: Record<string, unknown>
   };
 }
 
+// MQTT is a front door here too (docs/deploy.md (c)); without Mosquitto only HTTP is followed.
+const mqttUp = await serviceUp('mosquitto');
+const ingests: Ingest[] = ['http', ...(mqttUp ? (['mqtt'] as const) : [])];
+
 describe('pipeline end to end on the AWS backends (Kinesis, DynamoDB, S3 on their emulators)', () => {
   let aws: Awaited<ReturnType<typeof awsEmulators>>;
   let warehouse: Awaited<ReturnType<typeof postgresWarehouse>>;
   let vigil: Vigil;
+  let mqtt: Awaited<ReturnType<typeof mqttFrontDoor>> | undefined;
   let hooks: Awaited<ReturnType<typeof webhookReceiver>>;
-  let s3: S3Client;
   let base: string;
   // Event time on an hour boundary one to two hours ago, so minute buckets are exact.
   const t0 = Math.floor((Date.now() - 7_200_000) / 3_600_000) * 3_600_000;
@@ -65,30 +64,10 @@ describe('pipeline end to end on the AWS backends (Kinesis, DynamoDB, S3 on thei
     return res.body;
   };
 
-  /** Every line of every archive object in the bucket; undefined while an object is being rewritten. */
-  const archived = async (): Promise<{ keys: string[]; lines: ArchiveLine[] } | undefined> => {
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const out = await s3.send(new ListObjectsV2Command({ Bucket: aws.s3.bucket, ContinuationToken: token }));
-      keys.push(...(out.Contents ?? []).map((o) => o.Key!));
-      token = out.NextContinuationToken;
-    } while (token);
-    const lines: ArchiveLine[] = [];
-    try {
-      for (const key of keys) {
-        const body = await (await s3.send(new GetObjectCommand({ Bucket: aws.s3.bucket, Key: key }))).Body!.transformToByteArray();
-        lines.push(...gunzipSync(body).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as ArchiveLine));
-      }
-    } catch {
-      return undefined;
-    }
-    return { keys, lines };
-  };
   const archivedOnce = async () => {
-    const got = await archived();
+    const got = await readArchive(vigil.config);
     if (!got) return undefined;
-    const ids = got.lines.map((l) => `${l.reading.deviceId}:${l.reading.seq}`);
+    const ids = got.lines.map((l) => readingKey(l.reading));
     return ids.length === accepted.size && new Set(ids).size === ids.length && ids.every((id) => accepted.has(id)) && got;
   };
   const groups = async () => (await api(base, 'GET', '/v1/admin/groups', { token: ADMIN_KEY })).body.groups as { name: string; lag: number; caughtUp: boolean; handledRecords: number }[];
@@ -97,13 +76,13 @@ describe('pipeline end to end on the AWS backends (Kinesis, DynamoDB, S3 on thei
     hooks = await webhookReceiver(1);
     aws = await awsEmulators();
     warehouse = await postgresWarehouse();
-    vigil = await startTestVigil({ ...aws.overrides, ...warehouse?.overrides, 'stream.partitions': 4 });
+    if (mqttUp) mqtt = await mqttFrontDoor();
+    vigil = await startTestVigil({ ...aws.overrides, ...warehouse?.overrides, ...mqtt?.overrides, 'stream.partitions': 4 });
     base = vigil.url;
-    s3 = new S3Client({ region: 'us-east-1', endpoint: aws.s3.endpoint, forcePathStyle: true, requestHandler: new NodeHttpHandler() });
   });
   afterAll(async () => {
-    s3?.destroy();
     await vigil?.stop();
+    await mqtt?.cleanup(...(vigil ? [vigil.config] : []));
     await hooks?.close();
     await warehouse?.cleanup();
     await aws?.cleanup();
@@ -218,6 +197,11 @@ describe('pipeline end to end on the AWS backends (Kinesis, DynamoDB, S3 on thei
     }
   });
 
+  it.each(ingests)('follows readings sent over %s to an alert, warehouse rows and archive lines in S3, each once', async (ingest) => {
+    for (const key of await followToEverySink(vigil, ingest, { deviceId: `aws-path-${ingest}`, t0, mqtt })) accepted.add(key);
+    await waitFor('every accepted reading archived once', archivedOnce, 20_000, 300);
+  });
+
   it('replays every group from TRIM_HORIZON without changing alerts, notifications, warehouse rows or archive lines', async () => {
     await waitFor('caught up before', async () => (await groups()).every((g) => g.lag === 0 && g.caughtUp));
     const alertsBefore = (await api(base, 'GET', '/v1/alerts?limit=1000', { token: ADMIN_KEY })).body.alerts;
@@ -228,9 +212,11 @@ describe('pipeline end to end on the AWS backends (Kinesis, DynamoDB, S3 on thei
     }
     // The rewind shows as lag (Kinesis counts its backlog) until every group has read it all again.
     await new Promise((r) => setTimeout(r, 1000));
-    // Every group read the whole stream again: its 9 records (one per accepted request) at least.
+    // Every group read the whole stream again: a record per accepted request or MQTT message, 9
+    // from the tests above and 2 per front door followed, at least.
+    const records = 9 + 2 * ingests.length;
     await waitFor('caught up after the replay', async () =>
-      (await groups()).every((g) => g.handledRecords - handledBefore.get(g.name)! >= 9 && g.lag === 0 && g.caughtUp),
+      (await groups()).every((g) => g.handledRecords - handledBefore.get(g.name)! >= records && g.lag === 0 && g.caughtUp),
     );
     await new Promise((r) => setTimeout(r, 800));
     const alertsAfter = (await api(base, 'GET', '/v1/alerts?limit=1000', { token: ADMIN_KEY })).body.alerts;

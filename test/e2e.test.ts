@@ -1,37 +1,35 @@
 /**
- * End to end over HTTP on the embedded backends: register, ingest, alerts (device events and
- * sustained vitals), acknowledgement, signed webhooks through the outbox, warehouse rows and
- * per-minute vitals, archive objects, replay that changes nothing, metrics and health.
+ * End to end on each full combination of backends this machine can run: the embedded one (SQLite
+ * stream and store, DuckDB, local archive) and the self-hosted one of docs/deploy.md (b) (NATS
+ * JetStream, PostgreSQL store and warehouse, S3-compatible archive on s3rver); both with MQTT
+ * ingest next to HTTP when Mosquitto runs. Register, ingest, alerts (device events and sustained
+ * vitals), acknowledgement, signed webhooks through the outbox, warehouse rows and per-minute
+ * vitals, archive objects, each front door followed to every sink, replay that changes nothing,
+ * metrics and health. The AWS combination runs the same checks in aws-e2e.test.ts.
  */
 import { createHmac } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
-import { ADMIN_KEY, api, realEngines, reading, registerResident, startTestVigil, waitFor, webhookReceiver } from './helpers.js';
+import {
+  ADMIN_KEY, api, followToEverySink, mqttFrontDoor, readArchive, reading, registerResident, selfHosted, startTestVigil, waitFor, webhookReceiver, type Ingest,
+} from './helpers.js';
 import { serviceUp } from '../src/testing/services.js';
 
-function walk(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (name.startsWith('.')) return []; // an object being written
-    return statSync(path).isDirectory() ? walk(path) : [path];
-  });
-}
-
-// The same pipeline on the embedded backends, and on the real engines (NATS JetStream,
-// PostgreSQL store and warehouse) when they run on this machine: same code, same guarantees.
+// Same code, same guarantees, whatever the engines: each combination runs every test below.
 const engines = [
   { name: 'embedded (SQLite, DuckDB, local archive)', embedded: true, setup: async () => ({ overrides: {}, cleanup: async () => undefined }) },
   ...((await serviceUp('postgres')) && (await serviceUp('nats'))
-    ? [{ name: 'real engines (NATS JetStream, PostgreSQL store and warehouse)', embedded: false, setup: realEngines }]
+    ? [{ name: 'self-hosted (NATS JetStream, PostgreSQL store and warehouse, S3 archive on s3rver)', embedded: false, setup: selfHosted }]
     : []),
 ];
+// MQTT is a front door of every combination (docs/deploy.md); without Mosquitto only HTTP is followed.
+const mqttUp = await serviceUp('mosquitto');
+const ingests: Ingest[] = ['http', ...(mqttUp ? (['mqtt'] as const) : [])];
 
 describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => {
   let vigil: Vigil;
-  let engine: Awaited<ReturnType<typeof realEngines>>;
+  let engine: Awaited<ReturnType<typeof selfHosted>>;
+  let mqtt: Awaited<ReturnType<typeof mqttFrontDoor>> | undefined;
   let hooks: Awaited<ReturnType<typeof webhookReceiver>>;
   let base: string;
   // Event time on an hour boundary one to two hours ago, so minute and hour buckets are exact.
@@ -40,11 +38,13 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
   beforeAll(async () => {
     hooks = await webhookReceiver(1);
     engine = await setup();
-    vigil = await startTestVigil(engine.overrides);
+    if (mqttUp) mqtt = await mqttFrontDoor();
+    vigil = await startTestVigil({ ...engine.overrides, ...mqtt?.overrides });
     base = vigil.url;
   });
   afterAll(async () => {
     await vigil?.stop();
+    await mqtt?.cleanup(...(vigil ? [vigil.config] : []));
     await hooks?.close();
     await engine?.cleanup();
   });
@@ -159,20 +159,17 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
   it('archives every reading under dt=/hour= objects named by partition and first sequence', async () => {
     const band = await registerResident(base, 'band-arc');
     await api(base, 'POST', '/v1/readings', { token: band.token, body: { readings: Array.from({ length: 7 }, (_, i) => reading('band-arc', i, t0 + i * 5000)) } });
-    const root = join(vigil.config.dataDir, 'archive');
-    const lines = await waitFor('archived readings', async () => {
-      let files: string[] = [];
-      try {
-        files = walk(root);
-      } catch {
-        return undefined;
-      }
-      const all = files.flatMap((f) => gunzipSync(readFileSync(f)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)));
-      const mine = all.filter((l) => l.reading.deviceId === 'band-arc');
-      return mine.length === 7 && { files, mine };
+    const got = await waitFor('archived readings', async () => {
+      const all = await readArchive(vigil.config);
+      const mine = all?.lines.filter((l) => l.reading.deviceId === 'band-arc');
+      return mine?.length === 7 && { keys: all!.keys, mine };
     });
-    for (const f of lines.files) expect(f.slice(root.length)).toMatch(/^\/dt=\d{4}-\d{2}-\d{2}\/hour=\d{2}\/part-\d+-\d+\.ndjson\.gz$/);
-    expect(lines.mine.map((l: { reading: { seq: number } }) => l.reading.seq).sort((a: number, b: number) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    for (const key of got.keys) expect(key).toMatch(/^dt=\d{4}-\d{2}-\d{2}\/hour=\d{2}\/part-\d+-\d+\.ndjson\.gz$/);
+    expect(got.mine.map((l) => l.reading.seq).sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+
+  it.each(ingests)('follows readings sent over %s to an alert, warehouse rows and archive lines, each once', async (ingest) => {
+    await followToEverySink(vigil, ingest, { deviceId: `band-path-${ingest}`, t0, mqtt });
   });
 
   it('replays every group from TRIM_HORIZON without duplicating rows, alerts, notifications or archive lines', async () => {
@@ -191,9 +188,10 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
     expect(hooks.deliveries.length).toBe(before.deliveries);
     const wh = await api(base, 'GET', `/v1/residents/${(await api(base, 'GET', '/v1/residents', { token: ADMIN_KEY })).body.residents.find((r: { name: string }) => r.name.endsWith('band-wh')).id}/readings?from=${t0}&to=${t0 + 3_600_000}`, { token: ADMIN_KEY });
     expect(wh.body.readings).toHaveLength(24);
-    const files = walk(join(vigil.config.dataDir, 'archive'));
-    const seqs = files.flatMap((f) => gunzipSync(readFileSync(f)).toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))).filter((l) => l.reading.deviceId === 'band-arc');
-    expect(seqs).toHaveLength(7);
+    const archived = await waitFor('archive readable', () => readArchive(vigil.config));
+    expect(archived.lines.filter((l) => l.reading.deviceId === 'band-arc')).toHaveLength(7);
+    // The readings followed from each front door (MQTT too) were replayed, and are still there once.
+    for (const ingest of ingests) expect(archived.lines.filter((l) => l.reading.deviceId === `band-path-${ingest}`)).toHaveLength(5);
   });
 
   // Group commit is the embedded log writer's; JetStream acknowledges each publish itself.

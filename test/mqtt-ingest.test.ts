@@ -1,32 +1,29 @@
 /**
  * MQTT ingest against the local Mosquitto (docs/mqtt.md): readings published at QoS 1 on
  * `<root>/devices/<deviceId>/readings` reach the stream and the warehouse, duplicates are
- * absorbed, messages that can never succeed are acked and counted, an SOS raises an alert, and
- * a message is not acknowledged to the broker while the stream cannot make it durable (the
- * broker keeps redelivering it until it can).
+ * absorbed, messages that can never succeed are acked and counted, and a message is not
+ * acknowledged to the broker while the stream cannot make it durable (the broker keeps
+ * redelivering it until it can). MQTT readings followed to an alert, the warehouse and the
+ * archive on every combination of backends: e2e.test.ts and aws-e2e.test.ts.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
-import { MQTT_MEMBERS, mqttClientIdBase } from '../src/ingest/mqtt-ingest.js';
 import { partitionOf } from '../src/stream/partitioner.js';
 import { decodeRecord } from '../src/stream/types.js';
 import { serviceUp } from '../src/testing/services.js';
-import { ADMIN_KEY, api, reading, registerResident, startTestVigil, waitFor } from './helpers.js';
+import { ADMIN_KEY, api, mqttFrontDoor, reading, registerResident, startTestVigil, waitFor } from './helpers.js';
 
 const up = await serviceUp('mosquitto');
 const id = Math.random().toString(36).slice(2, 10);
-const root = `vigil-test-${id}`;
 
 describe.skipIf(!up)('MQTT ingest', () => {
   let vigil: Vigil;
-  let pub: MqttClient;
+  let mqtt: Awaited<ReturnType<typeof mqttFrontDoor>>;
   const t = Date.now() - 120_000;
 
-  const publish = (deviceId: string, body: unknown) =>
-    pub.publishAsync(`${root}/devices/${deviceId}/readings`, typeof body === 'string' ? body : JSON.stringify(body), { qos: 1 });
+  const publish = (deviceId: string, body: unknown) => mqtt.publish(deviceId, body);
 
   async function count(result: string): Promise<number> {
     const { values } = await vigil.metrics.mqttMessages.get();
@@ -48,22 +45,13 @@ describe.skipIf(!up)('MQTT ingest', () => {
     }
   }
 
-  const overrides = { 'mqtt.url': 'mqtt://127.0.0.1:1883', 'mqtt.topic': `${root}/devices/+/readings`, 'mqtt.shareGroup': `g${id}` };
-
   beforeAll(async () => {
-    vigil = await startTestVigil(overrides);
-    pub = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 5, clientId: `vigil-test-pub-${id}`, clean: true });
+    mqtt = await mqttFrontDoor();
+    vigil = await startTestVigil(mqtt.overrides);
   });
   afterAll(async () => {
-    await pub?.endAsync();
     await vigil?.stop();
-    // Vigil's sessions are persistent (7 days): end them so the broker does not keep them.
-    if (vigil) {
-      for (let i = 0; i < MQTT_MEMBERS; i++) {
-        const c = await mqtt.connectAsync('mqtt://127.0.0.1:1883', { protocolVersion: 5, clientId: `${mqttClientIdBase(vigil.config)}-${i}`, clean: true, properties: { sessionExpiryInterval: 0 } });
-        await c.endAsync();
-      }
-    }
+    await mqtt?.cleanup(...(vigil ? [vigil.config] : []));
   });
 
   it('takes readings into the stream and the warehouse, absorbing duplicates', async () => {
@@ -108,16 +96,6 @@ describe.skipIf(!up)('MQTT ingest', () => {
     expect(rejected.values.find((v) => v.labels.reason === 'wrong_device')?.value).toBeGreaterThanOrEqual(3);
   });
 
-  it('raises an SOS alert from a reading sent over MQTT', async () => {
-    const band = await registerResident(vigil.url, `mq-sos-${id}`);
-    await publish(band.deviceId, reading(band.deviceId, 0, Date.now() - 5000, { events: ['SOS'] }));
-    const alert = await waitFor('SOS alert', async () => {
-      const res = await api(vigil.url, 'GET', `/v1/alerts?residentId=${band.residentId}&type=SOS`, { token: ADMIN_KEY });
-      return res.body.alerts?.[0];
-    });
-    expect(alert).toMatchObject({ type: 'SOS', severity: 'critical', state: 'open', deviceId: band.deviceId });
-  });
-
   it('withholds the PUBACK while the stream cannot append: the broker redelivers until it can', async () => {
     const band = await registerResident(vigil.url, `mq-lock-${id}`);
     await publish(band.deviceId, reading(band.deviceId, 0, t));
@@ -145,7 +123,7 @@ describe.skipIf(!up)('MQTT ingest', () => {
     const dataDir = vigil.config.dataDir;
     await vigil.stop();
     for (let i = 0; i < 5; i++) await publish(band.deviceId, reading(band.deviceId, i, t + i * 5000));
-    vigil = await startTestVigil(overrides, dataDir);
+    vigil = await startTestVigil(mqtt.overrides, dataDir);
     await waitFor('readings published while down', async () => (await storedSeqs(band.deviceId)).length === 5, 20_000);
     expect((await storedSeqs(band.deviceId)).sort((x, y) => x - y)).toEqual([0, 1, 2, 3, 4]);
   }, 60_000);
