@@ -13,16 +13,17 @@ import type { Alert, OutboxItem, Store } from '../store/types.js';
 import type { ApiAccess } from './principal.js';
 import { acknowledgeAndStop } from '../notify/acknowledgements.js';
 import { sendCsv, wantsCsv } from './csv.js';
+import type { AlertView } from './views.js';
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export const alertView = (a: Alert) => ({
+export const alertView = (a: Alert): AlertView => ({
   ...a,
-  openedAt: iso(a.openedAt),
-  detectedAt: iso(a.detectedAt),
+  openedAt: iso(a.openedAt)!,
+  detectedAt: iso(a.detectedAt)!,
   acknowledgedAt: iso(a.acknowledgedAt),
   resolvedAt: iso(a.resolvedAt),
-  lastSeenAt: iso(a.lastSeenAt),
+  lastSeenAt: iso(a.lastSeenAt)!,
 });
 
 /** The payload holds the webhook secret: never shown. */

@@ -39,6 +39,7 @@ import type { Logger } from 'pino';
 import type { Alert, Store } from '../store/types.js';
 import type { AppendEntry, AppendResult, StreamProducer } from '../stream/types.js';
 import { alertView } from './alerts-api.js';
+import type { VitalsView } from './views.js';
 
 export type AlertEventType = 'alert.opened' | 'alert.acknowledged' | 'alert.resolved';
 export type LiveEventType = AlertEventType | 'vitals' | 'reset';
@@ -67,21 +68,6 @@ export interface LiveEvent {
    * alert's acknowledgedBy and ackNote), as the alerts API shows it to such a key.
    */
   pseudonymousData?: string;
-}
-
-/** The latest values of a resident's band, as a `vitals` event carries them. */
-export interface VitalsView {
-  residentId: string;
-  deviceId: string;
-  /** Device time of the newest reading, ISO-8601. */
-  ts: string;
-  /** Server receive time of that reading, ISO-8601. */
-  receivedAt: string;
-  hr: number | null;
-  spo2: number | null;
-  skinTemp: number | null;
-  battery: number | null;
-  worn: boolean | null;
 }
 
 /**

@@ -21,6 +21,7 @@ import type { ReadingRow } from '../warehouse/types.js';
 import { alertSchema, alertView } from './alerts-api.js';
 import { hasScope, type ApiAccess, type Principal, type Scope } from './principal.js';
 import { latestReading } from './third-party-api.js';
+import type { OverviewCard } from './views.js';
 import type { WarehouseQueries } from './warehouse-api.js';
 
 /** The most residents one overview covers: a care home, not a city. */
@@ -74,26 +75,6 @@ const cardSchema = {
     },
   },
 } as const;
-
-export interface OverviewCard {
-  residentId: string;
-  name: string | null;
-  timezone: string;
-  lastReading: {
-    deviceId: string;
-    ts: string;
-    receivedAt: string;
-    hr: number | null;
-    spo2: number | null;
-    skinTemp: number | null;
-    battery: number | null;
-    worn: boolean | null;
-    charging: boolean | null;
-  } | null;
-  stepsToday: number | null;
-  lastNight: { night: string; start: string; end: string; totalSleepMin: number; efficiency: number; awakenings: number } | null;
-  alerts: ReturnType<typeof alertView>[] | null;
-}
 
 /** Runs `fn` over `items` with at most `limit` in flight, results in order. */
 async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
