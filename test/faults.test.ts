@@ -206,3 +206,62 @@ describe.skipIf(!(() => {
     await expectAllStored(vigil, band, t0, 60);
   }, 180_000);
 });
+
+/** A PostgreSQL cluster of this test's own (initdb in a temp dir, its own port), so stopping it disturbs nobody. */
+const PG_BIN = (() => {
+  const versions = spawnSync('ls', ['/usr/lib/postgresql']).stdout?.toString().trim().split('\n').filter(Boolean) ?? [];
+  return versions.length ? `/usr/lib/postgresql/${versions.sort().pop()}/bin` : null;
+})();
+
+describe.skipIf(!(() => {
+  const ok = PG_BIN !== null && canMount(); // root: initdb runs as the postgres user
+  if (!ok && process.env.VIGIL_REQUIRE_SERVICES === '1') throw new Error('PostgreSQL binaries or root are missing and VIGIL_REQUIRE_SERVICES=1');
+  return ok;
+})())('fault: PostgreSQL stops (store and warehouse on postgres)', () => {
+  const dir = tempDir('vigil-pg-fault-');
+  const dataDir = join(dir, 'cluster');
+  let port = 0;
+  let vigil: Vigil | undefined;
+  const asPostgres = (cmd: string, ...args: string[]) => spawnSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/${cmd}`, ...args], { encoding: 'utf8' });
+  const pgCtl = (...args: string[]) => {
+    const res = asPostgres('pg_ctl', '-D', dataDir, ...args);
+    if (res.status !== 0) throw new Error(`pg_ctl ${args.join(' ')}: ${res.stderr}`);
+  };
+  const startPg = () => pgCtl('-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, '-l', join(dir, 'log'), '-w', 'start');
+
+  afterAll(async () => {
+    await vigil?.stop().catch(() => undefined);
+    asPostgres('pg_ctl', '-D', dataDir, '-m', 'immediate', 'stop');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses with 503 and Retry-After while the database is down, and loses nothing once it is back', async () => {
+    spawnSync('chown', ['postgres', dir]);
+    const init = asPostgres('initdb', '-D', dataDir, '-A', 'trust', '-U', 'postgres');
+    expect(init.status, init.stderr).toBe(0);
+    port = await freePort();
+    startPg();
+    const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+    vigil = await startTestVigil({ 'store.backend': 'postgres', 'store.postgresUrl': url, 'warehouse.backend': 'postgres', 'warehouse.postgresUrl': url });
+    const band = await registerResident(vigil.url, 'band-pg');
+    const t0 = Date.now() - 3_600_000;
+    expect((await post(vigil, band, t0, 0, 20)).status).toBe(202);
+    await expectAllStored(vigil, band, t0, 20);
+
+    pgCtl('-m', 'immediate', 'stop');
+    // Past the 2 s a device token lookup is trusted, ingest must ask the store again.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const refused = await post(vigil, band, t0, 20, 40);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+
+    startPg();
+    const retry = await waitFor('the retry is accepted', async () => {
+      const res = await post(vigil!, band, t0, 20, 40);
+      return res.status === 202 ? res : null;
+    }, 60_000, 500);
+    expect(retry.body).toEqual({ accepted: 20, duplicates: 0, rejected: [] });
+    await expectAllStored(vigil, band, t0, 40);
+  }, 180_000);
+});

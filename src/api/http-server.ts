@@ -7,11 +7,15 @@ import { createGunzip } from 'node:zlib';
 import { fastify, LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { problem, VigilError, type ErrorCode } from '../core/errors.js';
+import { isBackendUnavailable } from '../core/unavailable.js';
 
 export interface HttpServerOptions {
   log: Logger;
   bodyLimit: number;
 }
+
+/** What a client should wait before retrying when a backend is away (a reconnect usually takes a second or two). */
+const BACKEND_RETRY_AFTER_S = 2;
 
 /** Fastify's own error codes, mapped onto the catalogue. */
 const FASTIFY_ERRORS: Record<string, ErrorCode> = {
@@ -64,7 +68,11 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     else if ('code' in err && typeof err.code === 'string' && FASTIFY_ERRORS[err.code]) vigil = new VigilError(FASTIFY_ERRORS[err.code], err.message);
     else if ('code' in err && (err.code === 'Z_DATA_ERROR' || err.code === 'Z_BUF_ERROR')) vigil = new VigilError('BAD_GZIP', err.message);
     else if ('statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500) vigil = new VigilError('INVALID_BODY', err.message);
-    else {
+    else if (isBackendUnavailable(err)) {
+      // A database or service that is away for now: retrying later works, nothing was half-done.
+      req.log.warn({ err, url: req.url }, 'backend unavailable');
+      vigil = new VigilError('UNAVAILABLE', 'a database Vigil depends on cannot be reached or written now; retry later', {}, { 'Retry-After': String(BACKEND_RETRY_AFTER_S) });
+    } else {
       req.log.error({ err, url: req.url }, 'request failed');
       vigil = new VigilError('INTERNAL', 'internal error');
     }
