@@ -35,6 +35,7 @@ import type { StreamProducer } from '../stream/types.js';
 import { StreamUnavailableError } from '../stream/types.js';
 import { acceptReadings } from './accept-readings.js';
 import { DEVICE_ID } from './sanitize.js';
+import { isBackendUnavailable } from '../core/unavailable.js';
 
 export interface MqttIngestDeps {
   config: Config;
@@ -137,6 +138,10 @@ export async function startMqttIngest(deps: MqttIngestDeps): Promise<{ stop(): P
       if (err instanceof StreamUnavailableError) {
         log.warn({ deviceId, err: err.message }, 'stream unavailable; message left unacknowledged for redelivery');
         return { ack: false, result: 'unavailable', retryAfterMs: err.retryAfterSeconds * 1000 };
+      }
+      if (isBackendUnavailable(err)) {
+        log.warn({ deviceId, err: (err as Error).message }, 'store unavailable; message left unacknowledged for redelivery');
+        return { ack: false, result: 'unavailable', retryAfterMs: RECONNECT_MS };
       }
       // A store or stream failure we cannot classify: never ack what may not be durable.
       log.error({ deviceId, err }, 'message failed; left unacknowledged for redelivery');
