@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Vigil } from '../src/app.js';
 import { SqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import { EmbeddedStream } from '../src/stream/embedded/embedded-stream.js';
-import { ADMIN_KEY, api, reading, registerResident, startTestVigil, tempDir, waitFor, freePort } from './helpers.js';
+import { loadConfig } from '../src/core/config.js';
+import { ADMIN_KEY, api, readArchive, reading, registerResident, startTestVigil, tempDir, waitFor, freePort } from './helpers.js';
 
 const BIN = new URL('../bin/vigil.js', import.meta.url).pathname;
 const vigilCli = (args: string[], env: Record<string, string> = {}) =>
@@ -89,6 +90,55 @@ describe('vigil CLI', () => {
       await store.close();
     }
   }, 120_000);
+
+  it('start gives a new fleet its last 36 h in the background: charts, a night of sleep, activity, and no alert from the past', async () => {
+    const dataDir = tempDir('vigil-history-');
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const startedAt = Date.now();
+    const child = spawn(
+      process.execPath,
+      [BIN, 'start', '--simulate', '2', '--port', String(port), '--data-dir', dataDir, '--admin-key', ADMIN_KEY, '--status-interval-ms', '1000', '--log-level', 'warn'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', r));
+    try {
+      // 2 residents × 36 h × one reading a minute, with its progress in the status line.
+      await waitFor('the backfill-done line', async () => /history done: 4,320 readings, the last 36 h of 2 residents, loaded in \d+ s/.test(out), 30_000, 100);
+      expect(out).toMatch(/history {4}the last 36 h of 2 new residents, one reading a minute/);
+      expect(out).toMatch(/\| history [\d,]+ \/ 4,320 readings/);
+      const residents = (await api(base, 'GET', '/v1/residents', { token: ADMIN_KEY })).body.residents as { id: string }[];
+      expect(residents).toHaveLength(2);
+      const HOUR = 3_600_000;
+      for (const { id } of residents) {
+        // Hourly buckets from 36 h ago to now, each full: 60 readings an hour in the past.
+        const from = new Date(startedAt - 37 * HOUR).toISOString();
+        const vitals = (await api(base, 'GET', `/v1/residents/${id}/vitals?from=${from}&step=1h`, { token: ADMIN_KEY })).body.vitals as { bucket: string; readings: number; hrAvg: number | null }[];
+        expect(Date.parse(vitals[0].bucket)).toBeLessThanOrEqual(startedAt - 35 * HOUR);
+        expect(vitals.length).toBeGreaterThanOrEqual(36);
+        for (const v of vitals.slice(1, -1)) expect(v.readings, v.bucket).toBeGreaterThanOrEqual(60);
+        // 36 h always hold a whole night, and a day with steps.
+        const sleep = (await api(base, 'GET', `/v1/residents/${id}/sleep`, { token: ADMIN_KEY })).body.sessions as { totalSleepMin: number }[];
+        expect(sleep.length).toBeGreaterThanOrEqual(1);
+        expect(Math.max(...sleep.map((s) => s.totalSleepMin))).toBeGreaterThan(240);
+        const days = (await api(base, 'GET', `/v1/residents/${id}/activity`, { token: ADMIN_KEY })).body.days as { steps: number }[];
+        expect(Math.max(...days.map((d) => d.steps))).toBeGreaterThan(1000);
+      }
+      // Only the demo's live alerts (SOS on band 1 at 15 s, tachycardia on band 2 at 20 s): nothing in the past.
+      const alerts = (await api(base, 'GET', '/v1/alerts?limit=100', { token: ADMIN_KEY })).body.alerts as { type: string; openedAt: string }[];
+      expect(alerts.filter((a) => Date.parse(a.openedAt) < startedAt)).toEqual([]);
+    } finally {
+      child.kill('SIGINT');
+    }
+    expect(await exited).toBe(0);
+    expect(out).toContain('stopped cleanly');
+    // The archive has the past too (written at the groups' last flush, on Ctrl-C).
+    const archived = await readArchive(loadConfig({ overrides: { dataDir } }));
+    expect(archived?.lines.filter((l) => (l.reading.ts as number) < startedAt).length).toBe(4320);
+  }, 60_000);
 
   describe('replay', () => {
     let vigil: Vigil;

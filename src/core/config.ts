@@ -33,6 +33,7 @@ export const SETTINGS = {
   host: { kind: 'string', default: '127.0.0.1', doc: 'Address to listen on; 0.0.0.0 to accept phones on the network.' },
   dataDir: { kind: 'string', default: './data', doc: 'Folder for the embedded stream, store, warehouse and archive.' },
   simulate: { kind: 'integer', default: 0, min: 0, max: 100000, doc: 'Residents in the built-in simulated fleet (0 for none). `npm start` sets 50.' },
+  simulateHistoryHours: { kind: 'number', default: 36, min: 0, max: 168, doc: "With `simulate`: hours of past readings (one a minute) loaded in the background for each resident registered by this start — every one on a data dir's first start — so charts, last night's sleep and today's activity are there at once (docs/dashboard.md); about a minute for 50 residents on two cores, and proportionally more for more. 0 for none." },
   adminKey: { kind: 'string', default: '', secret: true, doc: 'Admin API key. Empty: generated at first start, stored hashed, printed once.' },
   masterKey: { kind: 'string', default: '', secret: true, doc: "32-byte key (base64) that encrypts residents' and contacts' personal data; a comma-separated list during a rotation (the first encrypts, the others only decrypt). Empty: the key file `<dataDir>/keys.json`, created at first start (docs/security.md)." },
   statusIntervalMs: { kind: 'integer', default: 5000, min: 0, max: 3600000, doc: 'How often `vigil start` prints its one-line status (0 for never).' },

@@ -78,18 +78,30 @@ export function still(rng: Random, n: number, g: Vec3, noiseSd: number): Vec3[] 
   return out;
 }
 
-/** Seated: forearm resting, small tremor, and now and then a hand gesture of about a second. */
+/** A seated hand gesture every ~17 s: a 30 % chance in each 5 s of signal. */
+const GESTURE_CHANCE = 0.3;
+const GESTURE_SPAN_S = 5;
+
+/**
+ * Seated: forearm resting, small tremor, and now and then a hand gesture of about a second
+ * (a 30 % chance per 5 s of signal, so a longer burst gets proportionally more of them).
+ */
 export function seated(rng: Random, n: number, hz: number, g: Vec3): Vec3[] {
   const out = still(rng, n, g, 0.015);
-  if (!rng.chance(0.3)) return out;
-  const len = Math.min(n, Math.max(1, Math.round(hz)));
-  const start = rng.int(0, n - len);
-  const amp = rng.uniform(0.15, 0.35);
-  for (let i = 0; i < len; i++) {
-    const hann = Math.sin((Math.PI * (i + 0.5)) / len) ** 2;
-    const s = amp * hann * Math.sin((2 * Math.PI * 2 * i) / hz);
-    const [x, y, z] = out[start + i];
-    out[start + i] = sample(x, y + s, z + 0.5 * s);
+  const spans = Math.max(1, Math.round(n / (GESTURE_SPAN_S * hz)));
+  for (let k = 0; k < spans; k++) {
+    if (!rng.chance(GESTURE_CHANCE)) continue;
+    const from = Math.floor((k * n) / spans);
+    const to = Math.floor(((k + 1) * n) / spans);
+    const len = Math.min(to - from, Math.max(1, Math.round(hz)));
+    const start = from + rng.int(0, to - from - len);
+    const amp = rng.uniform(0.15, 0.35);
+    for (let i = 0; i < len; i++) {
+      const hann = Math.sin((Math.PI * (i + 0.5)) / len) ** 2;
+      const s = amp * hann * Math.sin((2 * Math.PI * 2 * i) / hz);
+      const [x, y, z] = out[start + i];
+      out[start + i] = sample(x, y + s, z + 0.5 * s);
+    }
   }
   return out;
 }

@@ -236,7 +236,8 @@ describe('Fleet', () => {
     await fleet.stop();
     const mine = srv.requests.filter((r) => r.deviceId === 'band-1').flatMap((r) => r.locations);
     expect(mine.length).toBeGreaterThan(0);
-    for (const l of mine) expect(distanceM(l, home)).toBeLessThan(30);
+    // At home, or on the model's walk around the block (within 200 m of home), whatever the hour this runs.
+    for (const l of mine) expect(distanceM(l, home)).toBeLessThan(250);
     expect(srv.requests.filter((r) => r.deviceId === 'band-2').flatMap((r) => r.locations).length).toBeGreaterThan(0);
   });
 

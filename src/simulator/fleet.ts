@@ -12,6 +12,10 @@
  * they go out shuffled, in several batches (splitLateBatches), one batch after each live
  * request, so late and live readings interleave as they do from a real phone (DESIGN §3.3).
  *
+ * Held devices (`held`): a device whose history is still being loaded (./history.ts) makes its
+ * readings as usual but keeps them until `release(deviceId)`, so that its first live reading
+ * reaches the stream after the last reading of its past, as a phone sends its buffer in order.
+ *
  * Pacing: one scheduler tick serves every device. Devices are staggered evenly over the
  * interval and all share the same interval, so they come due in a fixed cyclic order and
  * the tick only walks the ones that are due.
@@ -53,6 +57,11 @@ export interface FleetOptions {
   /** Mixed into each device's seed; the same seed replays the same residents. Default 0. */
   seed?: number;
   tickMs?: number;
+  /**
+   * Device ids whose readings are made but not sent until `release(deviceId)` (their history
+   * is being loaded). Past `bufferLimit` readings the oldest are dropped, as for any device.
+   */
+  held?: Iterable<string>;
 }
 
 export interface FleetStats {
@@ -106,6 +115,10 @@ interface DeviceState {
   lateTurn: boolean;
   retryAt: number;
   failures: number;
+  /** Time and seq of its first reading. */
+  readonly origin: { ts: number; seq: number };
+  /** Sends nothing until released (see FleetOptions.held). */
+  gated: boolean;
 }
 
 /** How ingest answered one POST /v1/readings. */
@@ -139,6 +152,7 @@ export class Fleet {
   private state: 'idle' | 'running' | 'draining' | 'stopped' = 'idle';
   private stopping: Promise<FleetStats> | undefined;
   private readonly rateSamples: { t: number; sent: number }[] = [];
+  private readonly heldIds: Set<string>;
   private resolveDone!: (s: FleetStats) => void;
   /** Resolves with the final stats once the fleet stopped, by stop() or at the end of its duration. */
   readonly done = new Promise<FleetStats>((resolve) => (this.resolveDone = resolve));
@@ -161,6 +175,7 @@ export class Fleet {
     this.drainTimeoutMs = opts.drainTimeoutMs ?? 10_000;
     this.tickMs = opts.tickMs ?? 50;
     this.options = opts;
+    this.heldIds = new Set(opts.held ?? []);
     // The bands are built at start(); a bad time zone or acc rate must fail here, before a
     // caller provisions anything.
     for (const timezone of new Set(opts.devices.map((d) => d.timezone)))
@@ -191,7 +206,9 @@ export class Fleet {
         home: device.homeLocation,
       });
       const auth = `Bearer ${device.token}`;
-      return { device, model, auth, buffer: [], sending: 0, held: [], late: [], sendingLate: false, lateTurn: false, retryAt: 0, failures: 0 };
+      const origin = { ts: model.nextTs, seq: model.nextSeq };
+      const gated = this.heldIds.has(device.deviceId);
+      return { device, model, auth, buffer: [], sending: 0, held: [], late: [], sendingLate: false, lateTurn: false, retryAt: 0, failures: 0, origin, gated };
     });
     this.state = 'running';
     this.startedAt = now;
@@ -204,9 +221,29 @@ export class Fleet {
    */
   inject(device: number | string, name: ScenarioName, startTs?: number, durationMs?: number): void {
     if (this.state === 'idle') throw new Error('start the fleet before injecting scenarios');
+    const d = this.device(device);
+    d.model.inject(name, startTs ?? d.model.nextTs, durationMs);
+  }
+
+  private device(device: number | string): DeviceState {
+    if (this.state === 'idle') throw new Error('the fleet has not started');
     const d = typeof device === 'number' ? this.devices[device] : this.devices.find((x) => x.device.deviceId === device);
     if (!d) throw new RangeError(`no device ${device} in the fleet`);
-    d.model.inject(name, startTs ?? d.model.nextTs, durationMs);
+    return d;
+  }
+
+  /** Time and seq of a device's first reading (by index or deviceId): its history ends just before. */
+  origin(device: number | string): { ts: number; seq: number } {
+    return this.device(device).origin;
+  }
+
+  /** A held device (FleetOptions.held) starts sending what it has made, then goes on live. */
+  release(deviceId: string): void {
+    this.heldIds.delete(deviceId);
+    const d = this.devices.find((x) => x.device.deviceId === deviceId);
+    if (!d || !d.gated) return;
+    d.gated = false;
+    this.attention.add(d);
   }
 
   /** Stops sending and resolves once the requests in flight have ended. Buffered readings stay unsent. */
@@ -266,7 +303,7 @@ export class Fleet {
         this.counts.late++;
         this.buffered++;
       } else {
-        this.release(d);
+        this.backInRange(d);
         this.enqueue(d, reading);
       }
       this.cursor = (this.cursor + 1) % this.devices.length;
@@ -274,7 +311,7 @@ export class Fleet {
   }
 
   /** Back in range: what was held becomes late batches, shuffled. */
-  private release(d: DeviceState): void {
+  private backInRange(d: DeviceState): void {
     if (d.held.length === 0) return;
     const rng = new Random(hashString(d.held[0])); // the same readings are shuffled the same way
     d.late.push(...splitLateBatches(d.held, rng));
@@ -298,7 +335,7 @@ export class Fleet {
     this.state = 'draining';
     this.drainUntil = now + this.drainTimeoutMs;
     for (const d of this.devices) {
-      this.release(d); // the run ends: what a phone held goes out too
+      this.backInRange(d); // the run ends: what a phone held goes out too
       if (d.buffer.length > 0 || d.late.length > 0) this.attention.add(d);
     }
   }
@@ -309,6 +346,10 @@ export class Fleet {
     const threshold = draining ? 1 : this.batch;
     for (const d of this.attention) {
       if (this.inFlight >= this.maxInFlight) return;
+      if (d.gated) {
+        this.attention.delete(d); // release() puts it back
+        continue;
+      }
       const lateNext = d.late.length > 0 && (d.lateTurn || draining);
       if (d.sending > 0 || d.sendingLate || (d.buffer.length < threshold && !lateNext)) {
         this.attention.delete(d); // a finished request or a new reading puts it back

@@ -115,6 +115,8 @@ export interface ProvisionOptions {
   contactWebhookUrl?: string;
   /** Device ids are `<prefix>0001`, ... Default `band-`. */
   deviceIdPrefix?: string;
+  /** Called for each device registered by this call (not for those of the state file). */
+  onCreated?: (device: ProvisionedDevice) => void;
 }
 
 const FIRST_NAMES = [
@@ -199,7 +201,9 @@ export async function provisionFleet(admin: AdminClient, n: number, opts: Provis
         used.add(deviceId);
         try {
           const { token } = await admin.createDevice({ deviceId, residentId });
-          devices.push({ deviceId, token, residentId, timezone: resident.timezone ?? 'Europe/Paris', homeLocation: resident.homeLocation! });
+          const device: ProvisionedDevice = { deviceId, token, residentId, timezone: resident.timezone ?? 'Europe/Paris', homeLocation: resident.homeLocation! };
+          devices.push(device);
+          opts.onCreated?.(device);
           break;
         } catch (err) {
           if ((err as { status?: unknown }).status !== 409) throw err;

@@ -106,6 +106,11 @@ describe('ResidentModel', () => {
     expect(r.acc).toMatchObject({ hz: 50 });
     expect(r.acc.samples).toHaveLength(50);
     expect(() => model({ accHz: 1000, intervalMs: 5000 })).toThrow(RangeError);
+    // A duty-cycled accelerometer: a 15-s burst at the start of each minute.
+    const [m] = run(model({ intervalMs: 60_000, accHz: 10, accWindowMs: 15_000 }), 60_000);
+    expect(m.acc).toMatchObject({ hz: 10 });
+    expect(m.acc.samples).toHaveLength(150);
+    expect(() => model({ intervalMs: 5000, accWindowMs: 6000 })).toThrow(RangeError);
   });
 
   describe('scenarios', () => {

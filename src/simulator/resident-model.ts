@@ -129,6 +129,14 @@ export interface ResidentModelOptions {
   accHz?: number;
   /** Window covered by each reading. Default 5 s, the phone app's cadence. */
   intervalMs?: number;
+  /**
+   * Accelerometer signal per reading, from the start of its window. Default: the whole window.
+   * Shorter is a duty-cycled accelerometer, as the history backfill uses to keep its cost down
+   * (./history.ts): what happens outside the burst is not seen — a turn in bed or a shift in
+   * the chair shows in it with the chance the burst covers of the window, else only as the new
+   * posture; a fall's impact (a scenario) is always in it.
+   */
+  accWindowMs?: number;
   /** seq of the first reading. Default 0. */
   startSeq?: number;
   /**
@@ -212,6 +220,7 @@ export class ResidentModel {
   readonly deviceId: string;
   readonly intervalMs: number;
   readonly accHz: number;
+  readonly accWindowMs: number;
   readonly home: HomeLocation;
   private readonly seed: number;
   private readonly samplesPerReading: number;
@@ -250,11 +259,13 @@ export class ResidentModel {
     this.seq = opts.startSeq ?? 0;
     this.intervalMs = opts.intervalMs ?? 5000;
     this.accHz = opts.accHz ?? 25;
+    this.accWindowMs = opts.accWindowMs ?? this.intervalMs;
     if (!(this.intervalMs > 0)) throw new RangeError('intervalMs must be positive');
     if (!(this.accHz >= 1 && this.accHz <= 1000)) throw new RangeError('accHz must be from 1 to 1000');
-    this.samplesPerReading = Math.max(1, Math.round((this.accHz * this.intervalMs) / 1000));
+    if (!(this.accWindowMs > 0 && this.accWindowMs <= this.intervalMs)) throw new RangeError('accWindowMs must be positive and at most intervalMs');
+    this.samplesPerReading = Math.max(1, Math.round((this.accHz * this.accWindowMs) / 1000));
     if (this.samplesPerReading > MAX_ACC_SAMPLES)
-      throw new RangeError(`${this.accHz} Hz over ${this.intervalMs} ms exceeds ${MAX_ACC_SAMPLES} samples per reading`);
+      throw new RangeError(`${this.accHz} Hz over ${this.accWindowMs} ms exceeds ${MAX_ACC_SAMPLES} samples per reading`);
     this.clock = new LocalClock(opts.timezone ?? 'Europe/Paris');
     this.startDay = this.clock.at(this.ts).day;
     this.rng = new Random(this.seed);
@@ -565,6 +576,7 @@ export class ResidentModel {
         this.seatShift = false;
         const from = seats[this.seatPosture];
         this.seatPosture = (this.seatPosture + r.int(1, seats.length - 1)) % seats.length;
+        if (!this.seenByBurst()) return acc.seated(r, n, hz, seats[this.seatPosture]);
         return acc.turnOver(r, n, hz, from, seats[this.seatPosture]);
       }
       case 'sedentary':
@@ -581,9 +593,15 @@ export class ResidentModel {
         if (!r.chance(1 - Math.exp(-this.intervalMs / (80 * MINUTE)))) return acc.still(r, n, lying[this.posture], 0.004);
         const from = lying[this.posture];
         this.posture = (this.posture + r.int(1, lying.length - 1)) % lying.length;
+        if (!this.seenByBurst()) return acc.still(r, n, lying[this.posture], 0.004);
         return acc.turnOver(r, n, hz, from, lying[this.posture]);
       }
     }
+  }
+
+  /** A movement made somewhere in the window falls inside a duty-cycled burst with the chance the burst covers of it. */
+  private seenByBurst(): boolean {
+    return this.accWindowMs >= this.intervalMs || this.rng.chance(this.accWindowMs / this.intervalMs);
   }
 
   /** The phone's fix: at home (indoor accuracy), on the walk round the block, or wherever wandering led. */
