@@ -17,8 +17,13 @@ import { ADMIN_KEY, api, freePort, readArchive, reading, readingKey, registerRes
 
 const NATS_SERVER = '/usr/sbin/nats-server';
 
-/** Whether this process may mount a tmpfs (root); CI requires it, a laptop run skips. */
+/** Whether this process may mount a tmpfs (root); CI requires it, a laptop run skips. Probed once. */
+let mountable: boolean | undefined;
 function canMount(): boolean {
+  return (mountable ??= probeMount());
+}
+
+function probeMount(): boolean {
   const probe = tempDir('vigil-mount-probe-');
   const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe]).status === 0;
   if (ok) spawnSync('umount', [probe]);

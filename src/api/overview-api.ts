@@ -129,14 +129,18 @@ export interface OverviewDeps {
   access: ApiAccess;
 }
 
-export async function buildOverview(deps: Pick<OverviewDeps, 'store' | 'queries'>, principal: Principal, now = Date.now()): Promise<OverviewCard[]> {
+async function buildOverview(deps: Pick<OverviewDeps, 'store' | 'queries'>, principal: Principal, now = Date.now()): Promise<OverviewCard[]> {
   const { store, queries } = deps;
   const may = (scope: Scope) => hasScope(principal, scope);
   const residents = await visibleResidents(store, principal);
   const unresolved = new Map<string, Alert[]>();
   if (may('alerts:read')) {
     const [open, acknowledged] = await Promise.all([store.listAlerts({ state: 'open', limit: 10_000 }), store.listAlerts({ state: 'acknowledged', limit: 10_000 })]);
-    for (const a of [...open, ...acknowledged]) unresolved.set(a.residentId, [...(unresolved.get(a.residentId) ?? []), a]);
+    for (const a of [...open, ...acknowledged]) {
+      const list = unresolved.get(a.residentId);
+      if (list) list.push(a);
+      else unresolved.set(a.residentId, [a]);
+    }
   }
   const wantsReading = may('vitals:read') || may('alerts:read');
   const cards = await mapLimited(residents, CONCURRENCY, async (r) => {
