@@ -2,9 +2,9 @@
  * Read-only views of a running Vigil's data dir (embedded backends), from the benchmark's
  * process: the stream through Vigil's own compiled `EmbeddedStream` (read-only connection; it
  * starts no writer unless something appends), and the consumer groups' checkpoints in
- * `store.db` (`checkpoints (grp, part, sequence, snapshot, updated_at)`,
- * src/store/sqlite/sqlite-store.ts), read with better-sqlite3. SQLite's WAL lets these readers
- * run beside Vigil's writers.
+ * `store.db` (`checkpoints (grp, part, sequence, snapshot, updated_at)` and their per-device
+ * state `checkpoint_state (grp, part, key, value)`, src/store/sqlite/sqlite-store.ts), read
+ * with better-sqlite3. SQLite's WAL lets these readers run beside Vigil's writers.
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -29,31 +29,40 @@ export async function heads(stream: Stream): Promise<(number | null)[]> {
 export interface CheckpointRow {
   part: number;
   sequence: number | null;
-  /** JSON length of the snapshot (0 when none). */
-  snapshotBytes: number;
 }
 
 export class StoreReader {
   private readonly db: Database.Database;
   private readonly byGroup;
-  private readonly snapshots;
+  private readonly stateBytesOf;
+  private readonly entries;
 
   constructor(dataDir: string) {
     this.db = new Database(join(dataDir, 'store.db'), { readonly: true, fileMustExist: true });
     this.db.pragma('busy_timeout = 5000');
-    this.byGroup = this.db.prepare<[string], { part: number; sequence: string | null; snapshotBytes: number | null }>(
-      'SELECT part, sequence, length(snapshot) AS snapshotBytes FROM checkpoints WHERE grp = ? ORDER BY part',
+    this.byGroup = this.db.prepare<[string], { part: number; sequence: string | null }>('SELECT part, sequence FROM checkpoints WHERE grp = ? ORDER BY part');
+    // As the JSON of one `{"devices":{"<key>":<value>,…}}` object would weigh (the figure the
+    // issue's "state per device" target is about), plus the checkpoints' own snapshots.
+    this.stateBytesOf = this.db.prepare<[string, string], { bytes: number | null }>(
+      `SELECT (SELECT sum(length(key) + length(value) + 4) FROM checkpoint_state WHERE grp = ?)
+            + (SELECT coalesce(sum(length(snapshot)), 0) FROM checkpoints WHERE grp = ?) AS bytes`,
     );
-    this.snapshots = this.db.prepare<[string], { part: number; snapshot: string | null }>('SELECT part, snapshot FROM checkpoints WHERE grp = ? ORDER BY part');
+    this.entries = this.db.prepare<[string, number], { key: string; value: string }>('SELECT key, value FROM checkpoint_state WHERE grp = ? AND part = ?');
   }
 
   checkpoints(group: string): CheckpointRow[] {
-    return this.byGroup.all(group).map((r) => ({ part: r.part, sequence: r.sequence === null ? null : Number(r.sequence), snapshotBytes: r.snapshotBytes ?? 0 }));
+    return this.byGroup.all(group).map((r) => ({ part: r.part, sequence: r.sequence === null ? null : Number(r.sequence) }));
   }
 
-  /** The snapshot texts of a group's partitions (alerts: `{"devices":{...}}`). */
-  snapshotTexts(group: string): { part: number; snapshot: string | null }[] {
-    return this.snapshots.all(group);
+  /** JSON bytes of a group's state over every partition (reads every entry: once per measurement, not per poll). */
+  stateBytes(group: string): number {
+    return this.stateBytesOf.get(group, group)?.bytes ?? 0;
+  }
+
+  /** A partition's state entries as one `{"devices":{…}}` JSON text, or null when it has none. */
+  stateText(group: string, partition: number): string | null {
+    const rows = this.entries.all(group, partition);
+    return rows.length === 0 ? null : `{"devices":{${rows.map((r) => `${JSON.stringify(r.key)}:${r.value}`).join(',')}}}`;
   }
 
   /** Records checkpointed by `group` (sum over partitions of min(checkpoint, head)), and whether it reached every head. */

@@ -90,6 +90,19 @@ describe('device detector', () => {
     expect(back.map(label)).toEqual(['-DEVICE_OFFLINE']);
   });
 
+  it('tells whether a tick changed the state, so that only changed states are checkpointed', () => {
+    const readings = fallDay(50, lyingStill(50), 2);
+    const { st, out } = run(readings);
+    const lastHeard = readings[readings.length - 1].receivedAt;
+    const ticks = [1000, FALL_SILENCE_MS, FALL_SILENCE_MS + 1000, 11 * 60_000, 12 * 60_000].map((after) => {
+      const before = JSON.stringify(st);
+      const changed = tickDevice(st, 'band-1', rc, lastHeard + after, 0, out);
+      expect(changed, `tick ${after} ms after the last reading`).toBe(JSON.stringify(st) !== before);
+      return changed;
+    });
+    expect(ticks).toEqual([false, true, false, true, false]); // the fall settled on silence, then DEVICE_OFFLINE
+  });
+
   it('gives the same changes after a JSON round trip of its state mid-stream', () => {
     const readings = [...fallDay(50, lyingStill(50), 6), ...series('band-1', T0 + 30_000, 30, (i) => ({ worn: true, hr: 140, acc: MOVING, steps: i }), 6)];
     const whole = run(readings).out;

@@ -127,21 +127,25 @@ export function admitReading(st: DeviceState, reading: Reading, rc: ResidentCont
 
 /**
  * Processing-time duties of a device, called while the group is caught up. `watchingSince`
- * is when this worker took the partition: silence before it is not the band's.
+ * is when this worker took the partition: silence before it is not the band's. Returns
+ * whether the state changed (only changed states are written with the next checkpoint).
  */
-export function tickDevice(st: DeviceState, deviceId: string, rc: ResidentContext, now: number, watchingSince: number, out: AlertChange[]): void {
+export function tickDevice(st: DeviceState, deviceId: string, rc: ResidentContext, now: number, watchingSince: number, out: AlertChange[]): boolean {
   const ctx: DetectionContext = { residentId: rc.residentId, deviceId, now };
   const inOrder: Reading[] = [];
   expire(st.reorder, now, inOrder);
   for (const r of inOrder) inOrderReading(st, r, rc, ctx, out);
+  let changed = inOrder.length > 0;
   const lastHeardAt = Math.max(st.lastReceivedAt, watchingSince);
   if (!st.fallSettled && now - lastHeardAt >= FALL_SILENCE_MS && st.lastSeq >= 0) {
     st.fallSettled = true;
     fallDecisions(st, settleFall(st.fall, st.lastTs + FALL_SILENCE_MS, rc.settings), rc, ctx, st.lastTs, out);
+    changed = true;
   }
-  if (st.lastSeq < 0) return;
+  if (st.lastSeq < 0) return changed;
   const offline = checkOffline(st.health, now, lastHeardAt, { seq: st.lastSeq, ts: st.lastTs }, rc.settings, ctx);
   if (offline) out.push(offline);
+  return changed || offline !== null;
 }
 
 function deviceEvents(st: DeviceState, reading: Reading, rc: ResidentContext, ctx: DetectionContext, out: AlertChange[]): void {

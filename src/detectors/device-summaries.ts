@@ -50,15 +50,15 @@ export function summarizeReading(st: SummaryState, reading: Reading, timezone: s
   for (const r of inOrder) inOrderReading(st, r, timezone, out);
 }
 
-/** Processing-time duties while the group is caught up: gaps given up on, nights ended by silence. */
-export function tickSummaries(st: SummaryState, timezone: string, now: number, out: Summaries): void {
+/** Processing-time duties while the group is caught up: gaps given up on, nights ended by silence. Returns whether the state changed. */
+export function tickSummaries(st: SummaryState, timezone: string, now: number, out: Summaries): boolean {
   const inOrder: Reading[] = [];
   expire(st.reorder, now, inOrder);
   for (const r of inOrder) inOrderReading(st, r, timezone, out);
-  if (!st.settled && st.lastTs > 0 && now - st.lastReceivedAt >= SLEEP_SILENCE_MS) {
-    st.settled = true;
-    out.sleep.push(...settleSleep(st.sleep, st.lastTs + SLEEP_SILENCE_MS, timezone).sessions);
-  }
+  if (st.settled || st.lastTs === 0 || now - st.lastReceivedAt < SLEEP_SILENCE_MS) return inOrder.length > 0;
+  st.settled = true;
+  out.sleep.push(...settleSleep(st.sleep, st.lastTs + SLEEP_SILENCE_MS, timezone).sessions);
+  return true;
 }
 
 /** Today's running activity (not final), for a live view. */

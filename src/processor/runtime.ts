@@ -141,9 +141,9 @@ export class GroupRuntime {
         try {
           for (const [partition, st] of this.owned) {
             const sequence = await this.o.stream.resolve(partition, position);
-            await this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, null, st.lease);
+            await this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, null, st.lease, { clear: true, put: [] });
             await this.o.group.close(partition);
-            await this.o.group.open(partition, undefined);
+            await this.o.group.open(partition, undefined, new Map());
             Object.assign(st, { position: sequence, checkpoint: sequence, pending: 0, caughtUp: false, opened: true });
           }
           resolve();
@@ -237,7 +237,8 @@ export class GroupRuntime {
     if (!st.opened) {
       const cp = await this.o.store.getCheckpoint(this.o.group.name, partition);
       const start = cp ? cp.sequence : await this.o.stream.resolve(partition, this.o.initialPosition ?? { type: 'TRIM_HORIZON' });
-      await this.o.group.open(partition, cp?.snapshot ?? undefined);
+      const state = cp ? await this.o.store.getCheckpointState(this.o.group.name, partition) : new Map<string, unknown>();
+      await this.o.group.open(partition, cp?.snapshot ?? undefined, state);
       Object.assign(st, { position: start, checkpoint: cp?.sequence ?? null, pending: 0, opened: true });
     }
     const records = await this.o.stream.read(partition, st.position, this.o.batchRecords);
@@ -268,7 +269,7 @@ export class GroupRuntime {
     const sequence = st.position!;
     await this.o.group.flush(partition, {
       checkpoint: { group: this.o.group.name, partition, sequence, fence: st.lease },
-      commit: (snapshot) => this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, snapshot, st.lease),
+      commit: (snapshot, state) => this.o.store.writeCheckpoint(this.o.group.name, partition, sequence, snapshot, st.lease, state),
     });
     st.checkpoint = sequence;
     st.pending = 0;

@@ -148,6 +148,17 @@ export interface Checkpoint {
   updatedAt: number;
 }
 
+/**
+ * Keyed state kept beside a checkpoint, one entry per device: a flush writes only the entries
+ * that changed since the last one, with the checkpoint (atomically where the engine allows:
+ * see DynamoDbStore), so its cost follows the devices that sent, not the partition's fleet.
+ */
+export interface StateChanges {
+  /** Deletes every entry of the partition before writing `put` (a rewind starts afresh). */
+  clear?: boolean;
+  put: ReadonlyArray<readonly [key: string, value: unknown]>;
+}
+
 /** Proof of ownership presented with a checkpoint write. */
 export interface Fence {
   owner: string;
@@ -238,12 +249,12 @@ export interface Store {
    * Atomically: applies the changes (a raise of an id that exists is a no-op; a raise while
    * another alert of that (resident, type) is unresolved updates that one instead), queues
    * outbox rows for alerts that were newly created (`outboxFor` builds them), and writes the
-   * checkpoint under its fence. Returns the alerts that were newly created.
+   * checkpoint under its fence, with its state changes. Returns the alerts that were newly created.
    */
   commitAlertBatch(
     changes: AlertChange[],
     outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
-    checkpoint: { group: string; partition: number; sequence: string; snapshot: unknown; fence: Fence },
+    checkpoint: { group: string; partition: number; sequence: string; snapshot: unknown; fence: Fence; state?: StateChanges },
   ): Promise<Alert[]>;
   /** Queued or retry-due rows, marked `sending` so no other sender takes them. */
   claimOutbox(now: number, limit: number): Promise<OutboxItem[]>;
@@ -283,8 +294,10 @@ export interface Store {
   listLeases(group: string): Promise<Lease[]>;
   getCheckpoint(group: string, partition: number): Promise<Checkpoint | null>;
   listCheckpoints(group: string): Promise<Checkpoint[]>;
-  /** Throws LeaseLostError when the fence is stale. */
-  writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void>;
+  /** Every state entry of the partition (written with its checkpoints), by key. */
+  getCheckpointState(group: string, partition: number): Promise<Map<string, unknown>>;
+  /** Writes the checkpoint and its state changes; throws LeaseLostError when the fence is stale. */
+  writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): Promise<void>;
 
   close(): Promise<void>;
 }

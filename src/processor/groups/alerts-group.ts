@@ -17,14 +17,10 @@ import type { Alert, AlertChange, OutboxItem, Store } from '../../store/types.js
 import { admitReading, restoreDeviceState, tickDevice, type DeviceState, type ResidentContext } from '../../detectors/device-detector.js';
 import { effectiveSettings, residentSettingsKey, type DetectionOverrides, type DetectionSettings } from '../../detectors/detection-settings.js';
 import type { ConsumerGroup, FlushContext } from '../types.js';
-
-interface TrackedDevice {
-  residentId: string;
-  state: DeviceState;
-}
+import { DeviceStates } from './device-states.js';
 
 interface PartitionState {
-  devices: Map<string, TrackedDevice>;
+  devices: DeviceStates<DeviceState>;
   changes: AlertChange[];
   /** Processing time this worker took the partition (DEVICE_OFFLINE ignores silence before it). */
   openedAt: number;
@@ -70,12 +66,8 @@ export class AlertsGroup implements ConsumerGroup {
     this.clock = opts.clock ?? Date.now;
   }
 
-  async open(partition: number, snapshot: unknown): Promise<void> {
-    const devices = new Map<string, TrackedDevice>();
-    const saved = (snapshot as { devices?: Record<string, Partial<TrackedDevice>> } | undefined)?.devices;
-    if (saved) {
-      for (const [id, d] of Object.entries(saved)) if (d.residentId) devices.set(id, { residentId: d.residentId, state: restoreDeviceState(d.state) });
-    }
+  async open(partition: number, snapshot: unknown, state: Map<string, unknown>): Promise<void> {
+    const devices = new DeviceStates(restoreDeviceState, state, snapshot);
     this.partitions.set(partition, { devices, changes: [], openedAt: this.clock() });
   }
 
@@ -90,12 +82,7 @@ export class AlertsGroup implements ConsumerGroup {
   }
 
   private detect(st: PartitionState, batch: ReadingBatchRecord, rc: ResidentContext, now: number): void {
-    let device = st.devices.get(batch.deviceId);
-    if (!device || device.residentId !== batch.residentId) {
-      // A device given to another resident starts afresh: nothing of the former wearer carries over.
-      device = { residentId: batch.residentId, state: restoreDeviceState(undefined) };
-      st.devices.set(batch.deviceId, device);
-    }
+    const device = st.devices.touch(batch.deviceId, batch.residentId);
     const readings = batch.readings.length > 1 ? batch.readings.slice().sort((a, b) => a.seq - b.seq) : batch.readings;
     for (const reading of readings) admitReading(device.state, reading, rc, now, st.changes);
   }
@@ -106,9 +93,9 @@ export class AlertsGroup implements ConsumerGroup {
     if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
     this.lastTick = now;
     for (const st of this.partitions.values()) {
-      for (const [deviceId, device] of st.devices) {
+      for (const [deviceId, device] of st.devices.devices) {
         const rc = await this.residentContext(device.residentId);
-        tickDevice(device.state, deviceId, rc, now, st.openedAt, st.changes);
+        if (tickDevice(device.state, deviceId, rc, now, st.openedAt, st.changes)) st.devices.markChanged(deviceId);
       }
     }
   }
@@ -120,10 +107,11 @@ export class AlertsGroup implements ConsumerGroup {
   async flush(partition: number, ctx: FlushContext): Promise<void> {
     const st = this.partitions.get(partition)!;
     const { group, sequence, fence } = ctx.checkpoint;
-    const snapshot = { devices: Object.fromEntries(st.devices) };
     const silent = pastAndOver(st.changes);
     const outboxFor = silent.size === 0 ? this.opts.outboxFor : async (alert: Alert) => (silent.has(alert.id) ? [] : this.opts.outboxFor(alert));
-    const raised = await this.store.commitAlertBatch(st.changes, outboxFor, { group, partition, sequence, snapshot, fence });
+    const state = st.devices.changes();
+    const raised = await this.store.commitAlertBatch(st.changes, outboxFor, { group, partition, sequence, snapshot: null, fence, state });
+    st.devices.committed();
     st.changes = [];
     if (raised.length > 0) this.opts.onRaised?.(raised);
   }

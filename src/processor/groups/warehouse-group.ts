@@ -12,15 +12,11 @@ import type { DailyActivity } from '../../detectors/activity/daily-activity.js';
 import { activitySoFar, restoreSummaryState, summarizeReading, tickSummaries, type Summaries, type SummaryState } from '../../detectors/device-summaries.js';
 import type { DailyActivityRow, SleepSessionRow, Warehouse, WarehouseReading } from '../../warehouse/types.js';
 import type { ConsumerGroup, FlushContext } from '../types.js';
-
-interface TrackedDevice {
-  residentId: string;
-  state: SummaryState;
-}
+import { DeviceStates } from './device-states.js';
 
 interface PartitionState {
   buffer: WarehouseReading[];
-  devices: Map<string, TrackedDevice>;
+  devices: DeviceStates<SummaryState>;
   sleep: SleepSessionRow[];
   /** Latest row per (device, day): a day may end and be rewritten within one flush. */
   days: Map<string, DailyActivityRow>;
@@ -49,12 +45,8 @@ export class WarehouseGroup implements ConsumerGroup {
     private readonly opts: WarehouseGroupOptions,
   ) {}
 
-  async open(partition: number, snapshot?: unknown): Promise<void> {
-    const devices = new Map<string, TrackedDevice>();
-    const saved = (snapshot as { devices?: Record<string, Partial<TrackedDevice>> } | null | undefined)?.devices;
-    if (saved) {
-      for (const [id, d] of Object.entries(saved)) if (d.residentId) devices.set(id, { residentId: d.residentId, state: restoreSummaryState(d.state) });
-    }
+  async open(partition: number, snapshot: unknown, state: Map<string, unknown>): Promise<void> {
+    const devices = new DeviceStates(restoreSummaryState, state, snapshot);
     this.partitions.set(partition, { buffer: [], devices, sleep: [], days: new Map(), touched: new Set() });
   }
 
@@ -63,11 +55,7 @@ export class WarehouseGroup implements ConsumerGroup {
     for (const record of records) {
       const batch = decodeRecord(record);
       const timezone = await this.opts.timezoneOf(batch.residentId);
-      let device = st.devices.get(batch.deviceId);
-      if (!device || device.residentId !== batch.residentId) {
-        device = { residentId: batch.residentId, state: restoreSummaryState(undefined) };
-        st.devices.set(batch.deviceId, device);
-      }
+      const device = st.devices.touch(batch.deviceId, batch.residentId);
       const out: Summaries = { sleep: [], days: [] };
       const readings = batch.readings.length > 1 ? batch.readings.slice().sort((a, b) => a.seq - b.seq) : batch.readings;
       for (const reading of readings) {
@@ -87,9 +75,9 @@ export class WarehouseGroup implements ConsumerGroup {
     if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
     this.lastTick = now;
     for (const st of this.partitions.values()) {
-      for (const [deviceId, device] of st.devices) {
+      for (const [deviceId, device] of st.devices.devices) {
         const out: Summaries = { sleep: [], days: [] };
-        tickSummaries(device.state, await this.opts.timezoneOf(device.residentId), now, out);
+        if (tickSummaries(device.state, await this.opts.timezoneOf(device.residentId), now, out)) st.devices.markChanged(deviceId);
         if (out.sleep.length + out.days.length > 0) {
           this.collect(st, deviceId, device.residentId, out);
           st.touched.add(deviceId);
@@ -110,7 +98,7 @@ export class WarehouseGroup implements ConsumerGroup {
     // Kept until loaded: a failed load leaves the rows for the retry, nothing is lost in between.
     st.buffer.splice(0, loaded);
     for (const deviceId of st.touched) {
-      const device = st.devices.get(deviceId)!;
+      const device = st.devices.devices.get(deviceId)!;
       const today = activitySoFar(device.state);
       if (today) st.days.set(`${deviceId}\n${today.day}`, activityRow(deviceId, device.residentId, today, false));
     }
@@ -118,7 +106,8 @@ export class WarehouseGroup implements ConsumerGroup {
     st.sleep = [];
     st.days.clear();
     st.touched.clear();
-    await ctx.commit({ devices: Object.fromEntries(st.devices) });
+    await ctx.commit(null, st.devices.changes());
+    st.devices.committed();
   }
 
   async close(partition: number): Promise<void> {

@@ -8,8 +8,9 @@
  *   an object.
  * - Contact `name`, `phone`, `email`.
  * `null` stays `null` (whether a contact has a phone is not secret; the number is). Ids,
- * timezones, devices, alerts, outbox rows, webhooks, preferences and API keys (a name, scopes,
- * resident ids and a hash: no personal data) pass through as they are.
+ * timezones, devices, alerts, outbox rows, webhooks, preferences, checkpoints (snapshots and
+ * state entries) and API keys (a name, scopes, resident ids and a hash: no personal data)
+ * pass through as they are.
  *
  * Invariants:
  * 1. Rows written in clear (before encryption, or by a backend used directly) still read.
@@ -35,6 +36,7 @@ import type {
   OutboxItem,
   Resident,
   ResidentPatch,
+  StateChanges,
   Store,
 } from '../types.js';
 import { FieldCipher, FieldCipherError, isEncrypted, keyIdOf } from './field-cipher.js';
@@ -230,7 +232,7 @@ export class EncryptingStore implements Store {
   commitAlertBatch(
     changes: AlertChange[],
     outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
-    checkpoint: { group: string; partition: number; sequence: string; snapshot: unknown; fence: Fence },
+    checkpoint: Parameters<Store['commitAlertBatch']>[2],
   ): Promise<Alert[]> {
     return this.inner.commitAlertBatch(changes, outboxFor, checkpoint);
   }
@@ -291,8 +293,11 @@ export class EncryptingStore implements Store {
   listCheckpoints(group: string): Promise<Checkpoint[]> {
     return this.inner.listCheckpoints(group);
   }
-  writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void> {
-    return this.inner.writeCheckpoint(group, partition, sequence, snapshot, fence);
+  getCheckpointState(group: string, partition: number): Promise<Map<string, unknown>> {
+    return this.inner.getCheckpointState(group, partition);
+  }
+  writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): Promise<void> {
+    return this.inner.writeCheckpoint(group, partition, sequence, snapshot, fence, state);
   }
 
   close(): Promise<void> {

@@ -35,7 +35,9 @@
  *    allows 100 actions in one) is split; each part carries the lease check and the
  *    checkpoint goes in the last part, so a stale fence still never moves the checkpoint,
  *    but such a batch is not all-or-nothing (see the docs: it is replayed idempotently).
- * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot) are stored as JSON
+ *    A checkpoint's state entries (`STATE#<group>#<partition>` / `<key>`) ride in the parts
+ *    before the checkpoint's, after the alert changes; see `stateUnits` for why that is safe.
+ * 6. JSON values (homeLocation, preferences, evidence, payload, snapshot, state entries) are stored as JSON
  *    strings: exact round trips, and no DynamoDB type restrictions on their contents. Times are epoch
  *    milliseconds (numbers); sort keys embed them zero-padded so string order is time order.
  * 7. API keys live in one item collection (`APIKEYS` / `APIKEY#<id>`, so listing them is a
@@ -83,6 +85,7 @@ import {
   type Resident,
   type ResidentPatch,
   type Severity,
+  type StateChanges,
   type Store,
 } from '../types.js';
 
@@ -99,6 +102,11 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 
 /** DynamoDB's limit of actions in one TransactWriteItems. */
 export const MAX_TRANSACTION_ITEMS = 100;
+/**
+ * DynamoDB's limit of the aggregate size of the items in one TransactWriteItems is 4 MiB; this
+ * leaves ~190 KB (~1.9 KB an action) for what `itemBytes` does not count (per-item overheads).
+ */
+const MAX_TRANSACTION_BYTES = 4_000_000;
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1000;
 const clampLimit = (limit: number | undefined): number => Math.min(Math.max(Math.trunc(limit ?? DEFAULT_LIMIT), 1), MAX_LIMIT);
@@ -121,6 +129,9 @@ const key = {
   providerLink: (providerId: string, outboxId: string) => ({ pk: `PROVIDER#${providerId}`, sk: `OUTBOX#${outboxId}` }),
   lease: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `LEASE#${pad(partition, 10)}` }),
   checkpoint: (group: string, partition: number) => ({ pk: `GROUP#${group}`, sk: `CHECKPOINT#${pad(partition, 10)}` }),
+  /** One item collection per partition, so reading or clearing its entries is one Query. */
+  stateEntries: (group: string, partition: number) => `STATE#${group}#${pad(partition, 10)}`,
+  state: (group: string, partition: number, k: string) => ({ pk: key.stateEntries(group, partition), sk: k }),
   apiKey: (id: string) => ({ pk: 'APIKEYS', sk: `APIKEY#${id}` }),
   apiKeyHash: (hash: string) => ({ pk: `APIKEYHASH#${hash}`, sk: 'APIKEYHASH' }),
 };
@@ -299,6 +310,53 @@ const toCheckpoint = (i: Item): Checkpoint => ({
   snapshot: parse(i.snapshot),
   updatedAt: i.updatedAt,
 });
+const stateItem = (group: string, partition: number, k: string, value: unknown): Item => ({ ...key.state(group, partition, k), value: json(value) });
+
+/**
+ * Actions that must commit together (an alert and its outbox rows, or one state entry), and
+ * their size as the transaction size limit counts it (see MAX_TRANSACTION_BYTES).
+ */
+interface Unit {
+  actions: TransactItem[];
+  bytes: number;
+}
+
+/** An item's size as DynamoDB counts it: its attribute names and values (undefined ones are not sent). */
+const itemBytes = (item: Item): number =>
+  Object.entries(item).reduce((n, [name, v]) => (v === undefined ? n : n + Buffer.byteLength(name) + valueBytes(v)), 0);
+
+/** Strings in UTF-8, numbers at their largest (21 bytes); our items hold nothing nested but JSON fallbacks. */
+function valueBytes(v: unknown): number {
+  if (typeof v === 'string') return Buffer.byteLength(v);
+  if (typeof v === 'number') return 21;
+  if (v === null || typeof v === 'boolean') return 1;
+  return Buffer.byteLength(JSON.stringify(v));
+}
+
+/** A unit of these actions, sized by the items they put and the keys of the others. */
+function unit(actions: TransactItem[]): Unit {
+  const item = (a: TransactItem): Item => a.Put?.Item ?? a.Delete?.Key ?? a.Update?.Key ?? a.ConditionCheck?.Key ?? {};
+  return { actions, bytes: actions.reduce((n, a) => n + itemBytes(item(a)), 0) };
+}
+
+/**
+ * Groups units, in order, into transactions' worth of actions, each leaving room for the
+ * `reserved` actions (the fence check and the checkpoint) within both limits.
+ */
+function packParts(units: Unit[], reserved: Unit): TransactItem[][] {
+  const room = { actions: MAX_TRANSACTION_ITEMS - reserved.actions.length, bytes: MAX_TRANSACTION_BYTES - reserved.bytes };
+  const parts: Unit[] = [{ actions: [], bytes: 0 }];
+  for (const u of units) {
+    if (u.actions.length > room.actions || u.bytes > room.bytes) {
+      throw new Error(`${u.actions.length} actions (${u.bytes} bytes) that must commit together exceed one DynamoDB transaction`);
+    }
+    let part = parts[parts.length - 1];
+    if (part.actions.length + u.actions.length > room.actions || part.bytes + u.bytes > room.bytes) parts.push((part = { actions: [], bytes: 0 }));
+    part.actions.push(...u.actions);
+    part.bytes += u.bytes;
+  }
+  return parts.map((p) => p.actions);
+}
 
 /** Builds `#a = :a` style expressions: every attribute name goes through a placeholder (many are reserved words). */
 function names(...attrs: string[]): Record<string, string> {
@@ -317,6 +375,8 @@ const isConditionFailure = (err: unknown) => err instanceof ConditionalCheckFail
 class Conflict extends Error {}
 
 type BatchCheckpoint = Parameters<Store['commitAlertBatch']>[2];
+/** What a fenced checkpoint write puts: `writeCheckpoint`'s arguments, or a batch's checkpoint. */
+type CheckpointWrite = Omit<BatchCheckpoint, 'sequence' | 'state'> & { sequence: string | null };
 
 /** The in-memory result of applying a batch to the state it read. */
 interface Plan {
@@ -859,12 +919,15 @@ export class DynamoDbStore implements Store {
     outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
     checkpoint: BatchCheckpoint,
   ): Promise<Alert[]> {
+    const { group, partition, fence, state } = checkpoint;
     if (changes.length === 0) {
-      await this.writeCheckpoint(checkpoint.group, checkpoint.partition, checkpoint.sequence, checkpoint.snapshot, checkpoint.fence);
+      await this.writeCheckpoint(group, partition, checkpoint.sequence, checkpoint.snapshot, fence, state);
       return [];
     }
     // Fence first: a worker that lost its lease should not even build outbox rows.
-    await this.checkFence(checkpoint.group, checkpoint.partition, checkpoint.fence);
+    await this.checkFence(group, partition, fence);
+    // Read once: while the lease is ours nobody else writes the partition's entries.
+    const stateUnits = await this.stateUnits(group, partition, state);
     const outboxes = new Map<string, OutboxItem[]>();
     for (let round = 0; ; round++) {
       const plan = await this.plan(changes);
@@ -874,7 +937,7 @@ export class DynamoDbStore implements Store {
         continue;
       }
       try {
-        await this.commitPlan(plan, outboxes, checkpoint);
+        await this.commitPlan(plan, outboxes, checkpoint, stateUnits);
         return plan.created;
       } catch (err) {
         if (err instanceof Conflict && round < 50) {
@@ -957,13 +1020,13 @@ export class DynamoDbStore implements Store {
     return plan;
   }
 
-  /** Writes a plan: one transaction when it fits, else several (see the class header). */
-  private async commitPlan(plan: Plan, outboxes: Map<string, OutboxItem[]>, cp: BatchCheckpoint): Promise<void> {
+  /** Writes a plan, then the state changes and the checkpoint: one transaction when it fits, else several (see the class header). */
+  private async commitPlan(plan: Plan, outboxes: Map<string, OutboxItem[]>, cp: BatchCheckpoint, stateUnits: Unit[]): Promise<void> {
     const T = this.table;
     const units: TransactItem[][] = [];
     for (const { alert, ver, changed } of plan.alerts.values()) {
       if (!changed) continue;
-      const unit: TransactItem[] = [
+      const alertUnit: TransactItem[] = [
         {
           Put: {
             TableName: T,
@@ -979,10 +1042,10 @@ export class DynamoDbStore implements Store {
         const rows = new Map<string, OutboxItem>();
         for (const o of outboxes.get(alert.id) ?? []) if (!rows.has(o.id)) rows.set(o.id, o);
         for (const o of rows.values()) {
-          unit.push({ Put: { TableName: T, Item: outboxItem(o), ConditionExpression: 'attribute_not_exists(pk)' } });
+          alertUnit.push({ Put: { TableName: T, Item: outboxItem(o), ConditionExpression: 'attribute_not_exists(pk)' } });
         }
       }
-      units.push(unit);
+      units.push(alertUnit);
     }
     for (const m of plan.markers.values()) {
       const k = key.unresolved(m.residentId, m.type);
@@ -995,32 +1058,64 @@ export class DynamoDbStore implements Store {
       else units.push([{ Put: { TableName: T, Item: { ...k, residentId: m.residentId, type: m.type, alertId: m.after }, ...was } }]);
     }
 
-    // Each part: the fence check first, then units; the checkpoint in the last part.
-    const room = MAX_TRANSACTION_ITEMS - 2;
-    const parts: TransactItem[][] = [[]];
-    for (const unit of units) {
-      if (unit.length > room) throw new Error(`an alert with ${unit.length - 1} outbox rows exceeds one DynamoDB transaction`);
-      if (parts[parts.length - 1].length + unit.length > room) parts.push([]);
-      parts[parts.length - 1].push(...unit);
+    try {
+      await this.writeFenced(cp, [...units.map(unit), ...stateUnits]);
+    } catch (err) {
+      // A cancellation writeFenced passes on is one of the first part: nothing was applied.
+      if (cancellationCodes(err) !== null) throw new Conflict('a concurrent writer changed what the batch read');
+      throw err;
     }
+  }
+
+  /**
+   * Writes the units and then the checkpoint, in as few transactions as the limits allow, in
+   * order: each part starts with the fence check, the last puts the checkpoint, so a stale
+   * fence never moves it. A failed fence throws LeaseLostError; another cancellation of the
+   * first part (nothing applied) is thrown as it came; one of a later part, as partly applied.
+   */
+  private async writeFenced(cp: CheckpointWrite, units: Unit[]): Promise<void> {
+    const fence = this.leaseCheck(cp.group, cp.partition, cp.fence);
+    const checkpoint = this.checkpointPut(cp.group, cp.partition, cp.sequence, cp.snapshot);
+    const parts = packParts(units, unit([fence, checkpoint]));
     for (let i = 0; i < parts.length; i++) {
       const last = i === parts.length - 1;
-      const items = [
-        this.leaseCheck(cp.group, cp.partition, cp.fence),
-        ...parts[i],
-        ...(last ? [this.checkpointPut(cp.group, cp.partition, cp.sequence, cp.snapshot)] : []),
-      ];
       try {
-        await this.transactRetryingConflicts(items);
+        await this.transactRetryingConflicts([fence, ...parts[i], ...(last ? [checkpoint] : [])]);
       } catch (err) {
         const codes = cancellationCodes(err);
-        if (codes === null) throw err;
-        if (codes[0] === 'ConditionalCheckFailed') throw new LeaseLostError(cp.group, cp.partition);
-        if (i === 0) throw new Conflict('a concurrent writer changed what the batch read');
+        if (codes?.[0] === 'ConditionalCheckFailed') throw new LeaseLostError(cp.group, cp.partition);
+        if (codes === null || i === 0) throw err;
         // Earlier parts are committed: the checkpoint did not move, so the batch is replayed.
-        throw new Error(`alert batch partly applied (${i} of ${parts.length} transactions) before a concurrent change; replay it`);
+        throw new Error(`checkpoint write partly applied (${i} of ${parts.length} transactions) before a concurrent change; replay it`);
       }
     }
+  }
+
+  /**
+   * A checkpoint's state changes as units of one action each: with `clear`, deletes of the
+   * entries there now (but for keys the write puts again: a transaction may not touch an item
+   * twice), then the puts. Written in the parts before the checkpoint's (after a batch's alert
+   * changes), so a write larger than one transaction is not atomic. A crash between parts is safe:
+   * - Entries newer than the checkpoint (puts committed, checkpoint not) only make the replay
+   *   from that checkpoint see readings whose (deviceId, seq) the restored device state has
+   *   already admitted: the detectors' reorder buffer drops them as duplicates, and their alert
+   *   changes were committed in earlier parts, so nothing is lost or raised twice.
+   * - A clear cut short (a rewind): some entries are gone, the others remain beside the old
+   *   checkpoint; the devices whose entries went start afresh, which a rewind does anyway.
+   */
+  private async stateUnits(group: string, partition: number, state: StateChanges | undefined): Promise<Unit[]> {
+    if (!state) return [];
+    const puts = new Map(state.put); // a key put twice: the last value, as successive writes would leave it
+    const drops = state.clear ? (await this.stateItems(group, partition)).filter((i) => !puts.has(i.sk)) : [];
+    return [
+      // Sized by the item it removes, in case the limit counts it.
+      ...drops.map((i) => ({ actions: [{ Delete: { TableName: this.table, Key: key.state(group, partition, i.sk) } }], bytes: itemBytes(i) })),
+      ...[...puts].map(([k, v]) => unit([{ Put: { TableName: this.table, Item: stateItem(group, partition, k, v) } }])),
+    ];
+  }
+
+  private stateItems(group: string, partition: number): Promise<Item[]> {
+    return this.query({ KeyConditionExpression: 'pk = :pk', ExpressionAttributeValues: { ':pk': key.stateEntries(group, partition) }, ConsistentRead: true });
   }
 
   /** TransactionConflict (another transaction in flight on an item) is retried as is. */
@@ -1429,13 +1524,13 @@ export class DynamoDbStore implements Store {
     });
   }
 
-  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void> {
-    try {
-      await this.transactRetryingConflicts([this.leaseCheck(group, partition, fence), this.checkpointPut(group, partition, sequence, snapshot)]);
-    } catch (err) {
-      if (cancellationCodes(err)?.[0] === 'ConditionalCheckFailed') throw new LeaseLostError(group, partition);
-      throw err;
-    }
+  async getCheckpointState(group: string, partition: number): Promise<Map<string, unknown>> {
+    return new Map((await this.stateItems(group, partition)).map((i) => [i.sk as string, parse(i.value)]));
+  }
+
+  /** One transaction with the fence check, or several when the state changes need them (see `stateUnits`). */
+  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): Promise<void> {
+    await this.writeFenced({ group, partition, sequence, snapshot, fence }, await this.stateUnits(group, partition, state));
   }
 
   async close(): Promise<void> {

@@ -68,6 +68,7 @@ describe.skipIf(!up)('PostgreSQL store', () => {
       expect(rows.map((r) => r.table_name)).toEqual([
         'alerts',
         'api_keys',
+        'checkpoint_state',
         'checkpoints',
         'contacts',
         'devices',

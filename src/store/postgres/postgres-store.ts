@@ -34,8 +34,9 @@
  *    row changes only in a statement that found the writer's (owner, epoch) in `leases` and
  *    share-locked that lease row until commit, so the lease cannot change hands between the
  *    check and the commit. The alert changes, outbox rows and checkpoint of one processed
- *    batch commit together or not at all.
- * 6. JSON columns (home_location, preferences, evidence, payload, snapshot) are `jsonb` (so
+ *    batch commit together or not at all; so do a checkpoint and its `checkpoint_state`
+ *    entries (written after the fence check, in its transaction).
+ * 6. JSON columns (home_location, preferences, evidence, payload, snapshot, value) are `jsonb` (so
  *    a string holding U+0000 cannot be stored); SQL NULL stands for an absent value. Times are epoch
  *    milliseconds in `bigint`, read back as numbers. Key and ordering columns use
  *    `COLLATE "C"`: byte order, as in SQLite, whatever the database's locale.
@@ -62,6 +63,7 @@ import {
   type Resident,
   type ResidentPatch,
   type Severity,
+  type StateChanges,
   type Store,
 } from '../types.js';
 import { createDatabase, FOREIGN_KEY_VIOLATION, INVALID_CATALOG_NAME, sqlState, UNIQUE_VIOLATION } from '../../core/postgres.js';
@@ -72,6 +74,8 @@ const { toResident, toDevice, toContact, toAlert, toOutboxItem, toLease, toCheck
 /**
  * 2: residents.medical_notes, contacts.preferences, outbox statuses delivered/cancelled and the provider index.
  * 3: api_keys (2 → 3 is that one new table, which SCHEMA's CREATE TABLE IF NOT EXISTS adds).
+ * checkpoint_state came within schema 3, added the same way: older Vigils of schema 3 never
+ * read it, so the version stays.
  */
 const SCHEMA_VERSION = 3;
 
@@ -182,6 +186,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   snapshot   jsonb,
   updated_at bigint NOT NULL,
   PRIMARY KEY (grp, part)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_state (
+  grp   text COLLATE "C" NOT NULL,
+  part  integer NOT NULL,
+  key   text COLLATE "C" NOT NULL,
+  value jsonb NOT NULL,
+  PRIMARY KEY (grp, part, key)
 );
 CREATE TABLE IF NOT EXISTS api_keys (
   id           text COLLATE "C" PRIMARY KEY,
@@ -335,6 +346,12 @@ const SQL = {
     SELECT $1::text, $2::integer, $5::text, $6::jsonb, $7::bigint FROM fence
     ON CONFLICT (grp, part) DO UPDATE SET sequence = excluded.sequence, snapshot = excluded.snapshot,
       updated_at = excluded.updated_at`,
+  getCheckpointState: 'SELECT key, value FROM checkpoint_state WHERE grp = $1 AND part = $2',
+  clearCheckpointState: 'DELETE FROM checkpoint_state WHERE grp = $1 AND part = $2',
+  // All of a flush's entries in one statement, as two parallel arrays.
+  putCheckpointState: `INSERT INTO checkpoint_state (grp, part, key, value)
+    SELECT $1::text, $2::integer, e.key, e.value FROM unnest($3::text[], $4::jsonb[]) AS e(key, value)
+    ON CONFLICT (grp, part, key) DO UPDATE SET value = excluded.value`,
 
   insertApiKey: `INSERT INTO api_keys (id, name, key_hash, scopes, resident_ids, created_at, revoked_at)
     VALUES ($1, $2, $3, $4, $5, $6, NULL)`,
@@ -562,6 +579,22 @@ async function fencedCheckpoint(
 const batchCheckpoint = (db: Queryable, cp: BatchCheckpoint) =>
   fencedCheckpoint(db, cp.group, cp.partition, cp.sequence, cp.snapshot, cp.fence);
 
+/** Whether the changes write anything: without, a checkpoint needs no transaction around it. */
+const changesState = (state: StateChanges | undefined): state is StateChanges => state !== undefined && (state.clear === true || state.put.length > 0);
+
+/**
+ * Applies state changes; run in the transaction that wrote the fenced checkpoint, whose lease
+ * row lock keeps the fence valid until commit (a stale fence threw before this ran).
+ */
+async function writeState(db: Queryable, group: string, partition: number, state: StateChanges): Promise<void> {
+  if (state.clear) await run(db, 'clearCheckpointState', [group, partition]);
+  // One value per key, the last (as successive upserts would leave it): ON CONFLICT cannot touch a row twice.
+  const entries = new Map(state.put);
+  if (entries.size === 0) return;
+  const values = [...entries.values()].map((v) => JSON.stringify(v));
+  await run(db, 'putCheckpointState', [group, partition, [...entries.keys()], values]);
+}
+
 /** One round of `commitAlertBatch`, inside its transaction; returns the alerts it created. */
 async function applyBatch(
   client: pg.PoolClient,
@@ -582,6 +615,8 @@ async function applyBatch(
   if (missing.length) throw new OutboxNeeded(missing);
   const records = created.flatMap((a) => outboxes.get(a.id)!.map(outboxRecord));
   if (records.length) await run(client, 'insertOutbox', [JSON.stringify(records)]);
+  // Last, so the rounds that roll back for outbox rows do not write it in vain.
+  if (checkpoint.state) await writeState(client, checkpoint.group, checkpoint.partition, checkpoint.state);
   return created;
 }
 
@@ -833,9 +868,10 @@ export class PostgresStore implements Store {
     outboxFor: (alert: Alert) => Promise<OutboxItem[]> | OutboxItem[],
     checkpoint: BatchCheckpoint,
   ): Promise<Alert[]> {
-    // Most batches change no alert: their commit is the checkpoint alone, one statement.
+    // Most batches change no alert: their commit is the checkpoint (and its state) alone.
     if (changes.length === 0) {
-      await batchCheckpoint(this.pool, checkpoint);
+      const { group, partition, sequence, snapshot, fence, state } = checkpoint;
+      await this.writeCheckpoint(group, partition, sequence, snapshot, fence, state);
       return [];
     }
     const outboxes = new Map<string, OutboxItem[]>();
@@ -948,8 +984,19 @@ export class PostgresStore implements Store {
     return (await run<CheckpointRow>(this.pool, 'listCheckpoints', [group])).rows.map(toCheckpoint);
   }
 
-  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void> {
-    await fencedCheckpoint(this.pool, group, partition, sequence, snapshot, fence);
+  async getCheckpointState(group: string, partition: number): Promise<Map<string, unknown>> {
+    const { rows } = await run<{ key: string; value: unknown }>(this.pool, 'getCheckpointState', [group, partition]);
+    return new Map(rows.map((r) => [r.key, r.value]));
+  }
+
+  /** Without state changes, one statement; with them, one transaction holding the checkpoint and the changes. */
+  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): Promise<void> {
+    const checkpoint = (db: Queryable) => fencedCheckpoint(db, group, partition, sequence, snapshot, fence);
+    if (!changesState(state)) return checkpoint(this.pool);
+    await inTransaction(this.pool, async (client) => {
+      await checkpoint(client);
+      await writeState(client, group, partition, state);
+    });
   }
 
   async close(): Promise<void> {

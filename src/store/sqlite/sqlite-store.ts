@@ -48,6 +48,7 @@ import {
   type OutboxItem,
   type Resident,
   type ResidentPatch,
+  type StateChanges,
   type Store,
 } from '../types.js';
 
@@ -163,6 +164,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (grp, part)
 );
+CREATE TABLE IF NOT EXISTS checkpoint_state (
+  grp   TEXT NOT NULL,
+  part  INTEGER NOT NULL,
+  key   TEXT NOT NULL,
+  value TEXT NOT NULL,
+  PRIMARY KEY (grp, part, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS api_keys (
   id           TEXT PRIMARY KEY,
   name         TEXT NOT NULL,
@@ -412,6 +420,11 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (grp, part) DO UPDATE SET sequence = excluded.sequence, snapshot = excluded.snapshot,
          updated_at = excluded.updated_at`,
     ),
+    getCheckpointState: db.prepare<[string, number], { key: string; value: string }>('SELECT key, value FROM checkpoint_state WHERE grp = ? AND part = ?'),
+    putCheckpointState: db.prepare<[string, number, string, string]>(
+      'INSERT INTO checkpoint_state (grp, part, key, value) VALUES (?, ?, ?, ?) ON CONFLICT (grp, part, key) DO UPDATE SET value = excluded.value',
+    ),
+    clearCheckpointState: db.prepare<[string, number]>('DELETE FROM checkpoint_state WHERE grp = ? AND part = ?'),
 
     insertApiKey: db.prepare(
       `INSERT INTO api_keys (id, name, key_hash, scopes, resident_ids, created_at, revoked_at)
@@ -447,8 +460,8 @@ export class SqliteStore implements Store {
       this.acquire(group, partition, owner, ttlMs, now),
     );
     this.checkpointTx = db.transaction(
-      (group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence) =>
-        this.fencedCheckpoint(group, partition, sequence, snapshot, fence),
+      (group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state: StateChanges | undefined) =>
+        this.fencedCheckpoint(group, partition, sequence, snapshot, fence, state),
     );
     this.batchTx = db.transaction(
       (changes: AlertChange[], outboxes: Map<string, OutboxItem[]>, checkpoint: BatchCheckpoint) =>
@@ -668,7 +681,7 @@ export class SqliteStore implements Store {
 
   private applyBatch(changes: AlertChange[], outboxes: Map<string, OutboxItem[]>, checkpoint: BatchCheckpoint): Alert[] {
     // Fence first: a worker that lost its lease should not even build outbox rows.
-    this.fencedCheckpoint(checkpoint.group, checkpoint.partition, checkpoint.sequence, checkpoint.snapshot, checkpoint.fence);
+    this.fencedCheckpoint(checkpoint.group, checkpoint.partition, checkpoint.sequence, checkpoint.snapshot, checkpoint.fence, checkpoint.state);
     const created: Alert[] = [];
     for (const change of changes) {
       if (change.kind === 'raise') this.raise(change.alert, created);
@@ -824,16 +837,23 @@ export class SqliteStore implements Store {
     return this.q.listCheckpoints.all(group).map(toCheckpoint);
   }
 
-  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): Promise<void> {
-    this.checkpointTx.immediate(group, partition, sequence, snapshot, fence);
+  async getCheckpointState(group: string, partition: number): Promise<Map<string, unknown>> {
+    return new Map(this.q.getCheckpointState.all(group, partition).map((r) => [r.key, JSON.parse(r.value) as unknown]));
+  }
+
+  async writeCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): Promise<void> {
+    this.checkpointTx.immediate(group, partition, sequence, snapshot, fence, state);
   }
 
   /** Runs inside a transaction, so the fence cannot change between the check and the write. */
-  private fencedCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence): void {
+  private fencedCheckpoint(group: string, partition: number, sequence: string | null, snapshot: unknown, fence: Fence, state?: StateChanges): void {
     const lease = this.q.getLease.get(group, partition);
     if (!lease || lease.owner !== fence.owner || lease.epoch !== fence.epoch) throw new LeaseLostError(group, partition);
     const json = snapshot === undefined || snapshot === null ? null : JSON.stringify(snapshot);
     this.q.putCheckpoint.run(group, partition, sequence, json, Date.now());
+    if (!state) return;
+    if (state.clear) this.q.clearCheckpointState.run(group, partition);
+    for (const [key, value] of state.put) this.q.putCheckpointState.run(group, partition, key, JSON.stringify(value));
   }
 
   async close(): Promise<void> {

@@ -757,6 +757,50 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(await store.listCheckpoints('warehouse')).toEqual([]);
       });
 
+      it('keeps state entries beside the checkpoint: each write replaces the keys it puts, clear starts afresh', async () => {
+        const store = await connect();
+        const lease = (await store.acquireLease(GROUP, 0, 'worker-1', TTL, T0))!;
+        const other = (await store.acquireLease(GROUP, 1, 'worker-1', TTL, T0))!;
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map());
+        const big = { ring: Array.from({ length: 500 }, (_, i) => i / 7), text: 'é"\\'.repeat(50) };
+        await store.writeCheckpoint(GROUP, 0, '10', null, fenceOf(lease), { put: [['band-1', { v: 1 }], ['band-2', big]] });
+        await store.writeCheckpoint(GROUP, 1, '3', null, fenceOf(other), { put: [['band-1', 'partition 1']] });
+        // Only what changed is written: band-2 keeps its entry.
+        await store.writeCheckpoint(GROUP, 0, '11', { base: true }, fenceOf(lease), { put: [['band-1', { v: 2 }], ['band-3', [1, null]]] });
+        expect(await store.getCheckpoint(GROUP, 0)).toMatchObject({ sequence: '11', snapshot: { base: true } });
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map<string, unknown>([['band-1', { v: 2 }], ['band-2', big], ['band-3', [1, null]]]));
+        // A checkpoint written without changes leaves the state alone.
+        await store.writeCheckpoint(GROUP, 0, '12', null, fenceOf(lease));
+        expect((await store.getCheckpointState(GROUP, 0)).size).toBe(3);
+
+        await store.writeCheckpoint(GROUP, 0, null, null, fenceOf(lease), { clear: true, put: [['band-9', 9]] });
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map([['band-9', 9]]));
+        expect(await store.getCheckpointState(GROUP, 1)).toEqual(new Map([['band-1', 'partition 1']]));
+        expect(await store.getCheckpointState('warehouse', 0)).toEqual(new Map());
+      });
+
+      it('writes many state entries in one checkpoint (more than one DynamoDB transaction holds)', async () => {
+        const store = await connect();
+        const lease = (await store.acquireLease(GROUP, 0, 'worker-1', TTL, T0))!;
+        const put = Array.from({ length: 250 }, (_, i) => [`band-${i}`, { i, hr: [60 + (i % 40)] }] as const);
+        await store.writeCheckpoint(GROUP, 0, '5', null, fenceOf(lease), { put });
+        const state = await store.getCheckpointState(GROUP, 0);
+        expect(state.size).toBe(250);
+        expect(state.get('band-249')).toEqual({ i: 249, hr: [69] });
+        await store.writeCheckpoint(GROUP, 0, '6', null, fenceOf(lease), { clear: true, put: [] });
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map());
+      });
+
+      it('writes no state entry under a stale fence', async () => {
+        const store = await connect();
+        const old = (await store.acquireLease(GROUP, 0, 'worker-1', TTL, T0))!;
+        await store.writeCheckpoint(GROUP, 0, '5', null, fenceOf(old), { put: [['band-1', 1]] });
+        await store.acquireLease(GROUP, 0, 'worker-2', TTL, T0 + TTL);
+        expect(await rejection(store.writeCheckpoint(GROUP, 0, '9', null, fenceOf(old), { put: [['band-1', 2], ['band-2', 2]] }))).toBeInstanceOf(LeaseLostError);
+        expect(await rejection(store.writeCheckpoint(GROUP, 0, null, null, fenceOf(old), { clear: true, put: [] }))).toBeInstanceOf(LeaseLostError);
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map([['band-1', 1]]));
+      });
+
       it('refuses a checkpoint from a stale fence', async () => {
         const store = await connect();
         const old = (await store.acquireLease(GROUP, 0, 'worker-1', TTL, T0))!;
@@ -790,6 +834,19 @@ export function storeConformance(name: string, open: () => Promise<Store>): void
         expect(await store.listOutbox('alr-2')).toEqual([]);
         expect(await store.getAlert('alr-1')).toMatchObject({ state: 'open', occurrences: 1, lastSeenAt: T0 });
         expect(await store.getCheckpoint(GROUP, 0)).toMatchObject({ sequence: '1', snapshot: { v: 1 } });
+      });
+
+      it('commits the state changes with the alert batch, and none of them when its fence is stale', async () => {
+        const { store, lease, checkpoint } = await withLease();
+        await store.commitAlertBatch([raise('alr-1')], outboxFor, { ...checkpoint('1'), state: { put: [['band-1', { fall: [1, 2] }]] } });
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map([['band-1', { fall: [1, 2] }]]));
+        await store.commitAlertBatch([], outboxFor, { ...checkpoint('2'), state: { put: [['band-2', 2]] } });
+        expect(await store.getCheckpointState(GROUP, 0)).toEqual(new Map<string, unknown>([['band-1', { fall: [1, 2] }], ['band-2', 2]]));
+        await store.acquireLease(GROUP, 0, 'worker-2', TTL, lease.expiresAt);
+        const err = await rejection(store.commitAlertBatch([raise('alr-2', { type: 'SOS' })], outboxFor, { ...checkpoint('3'), state: { put: [['band-1', 'stale']] } }));
+        expect(err).toBeInstanceOf(LeaseLostError);
+        expect((await store.getCheckpointState(GROUP, 0)).get('band-1')).toEqual({ fall: [1, 2] });
+        expect(await store.getCheckpoint(GROUP, 0)).toMatchObject({ sequence: '2' });
       });
 
       it('applies nothing when outboxFor fails', async () => {
