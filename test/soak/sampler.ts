@@ -130,3 +130,20 @@ export function slope(xs: number[], ys: number[]): number {
   }
   return den === 0 ? 0 : num / den;
 }
+
+/**
+ * Theil–Sen slope: the median of the slopes between every pair of points. A few spikes (a GC
+ * that has not run yet, an archive buffer about to be flushed) move it little, where they pull
+ * a least-squares fit by their square: the RSS of a process holding a 60-s buffer swings by
+ * ±100 MB around its trend.
+ */
+export function medianSlope(xs: number[], ys: number[]): number {
+  const slopes: number[] = [];
+  for (let i = 0; i < xs.length; i++) {
+    for (let j = i + 1; j < xs.length; j++) if (xs[j] !== xs[i]) slopes.push((ys[j] - ys[i]) / (xs[j] - xs[i]));
+  }
+  if (slopes.length === 0) return 0;
+  slopes.sort((a, b) => a - b);
+  const mid = slopes.length >> 1;
+  return slopes.length % 2 ? slopes[mid] : (slopes[mid - 1] + slopes[mid]) / 2;
+}

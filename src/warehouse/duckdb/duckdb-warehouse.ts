@@ -18,10 +18,17 @@
  * - `staging` is a TEMP table (memory only, writer connection only), empty between loads.
  * - `sleep_sessions` (key (device_id, night)) and `daily_activity` (key (device_id, day)) hold
  *   the last version saved of each key; a `saveInsights` call is one transaction on the writer,
- *   taking its turn with the loads. Dates are `DATE`, times `TIMESTAMP` (UTC) as above. Each has
- *   an ART index on resident_id, which DuckDB scans only when the resident is the sole filter
- *   of the table scan: the queries filter the resident in a subquery (OFFSET 0 keeps the
- *   optimizer from merging the date range into it) and the dates above it.
+ *   taking its turn with the loads. Dates are `DATE`, times `TIMESTAMP` (UTC) as above.
+ * - Only `readings` has an index (its primary key), and it only ever gets appends: the tables
+ *   whose rows are replaced (`vitals_1m`, `sleep_sessions`, `daily_activity`) have no key
+ *   constraint and no index, and their keys are kept unique by delete-then-insert in the
+ *   writer's transaction. Why: DuckDB 1.4–1.5 replays index deletes from the WAL of a killed
+ *   process into buffered index operations, and applying them crashed the next process that
+ *   wrote (SIGSEGV in `BoundIndex::ApplyBufferedReplays`, about once per 130 restarts after a
+ *   SIGKILL; duckdb/duckdb#23848, #25928). With no index deletes in the WAL there is nothing to
+ *   replay wrongly. Files from before are converted at open (`dropReplacedKeys`); `eraseResident`,
+ *   the one delete from `readings`, checkpoints right after so its index deletes never wait in
+ *   the WAL.
  * - `eraseResident` deletes the resident's rows from all four tables in one transaction on the
  *   writer, queued with the loads and saves: a load either committed before it (its rows are
  *   erased) or starts after it (its rows stay, with their minutes recomputed from what is left).
@@ -57,8 +64,9 @@ import {
   type WarehouseReading,
 } from '../types.js';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS readings (
+/** Each table's columns (and the one key: see the header). */
+const TABLES: Record<string, string> = {
+  readings: `
   device_id VARCHAR NOT NULL,
   seq BIGINT NOT NULL,
   resident_id VARCHAR NOT NULL,
@@ -79,8 +87,8 @@ CREATE TABLE IF NOT EXISTS readings (
   acc_samples INTEGER,
   flags VARCHAR[],
   PRIMARY KEY (device_id, seq)
-);
-CREATE TABLE IF NOT EXISTS vitals_1m (
+`,
+  vitals_1m: `
   resident_id VARCHAR NOT NULL,
   minute TIMESTAMP NOT NULL,
   hr_avg DOUBLE,
@@ -93,10 +101,9 @@ CREATE TABLE IF NOT EXISTS vitals_1m (
   skin_temp_avg DOUBLE,
   skin_temp_count BIGINT NOT NULL,
   steps BIGINT,
-  readings BIGINT NOT NULL,
-  PRIMARY KEY (resident_id, minute)
-);
-CREATE TABLE IF NOT EXISTS sleep_sessions (
+  readings BIGINT NOT NULL
+`,
+  sleep_sessions: `
   device_id VARCHAR NOT NULL,
   night DATE NOT NULL,
   resident_id VARCHAR NOT NULL,
@@ -106,11 +113,9 @@ CREATE TABLE IF NOT EXISTS sleep_sessions (
   efficiency DOUBLE NOT NULL,
   waso_min DOUBLE NOT NULL,
   awakenings INTEGER NOT NULL,
-  onset_latency_min DOUBLE,
-  PRIMARY KEY (device_id, night)
-);
-CREATE INDEX IF NOT EXISTS sleep_sessions_resident ON sleep_sessions (resident_id);
-CREATE TABLE IF NOT EXISTS daily_activity (
+  onset_latency_min DOUBLE
+`,
+  daily_activity: `
   device_id VARCHAR NOT NULL,
   day DATE NOT NULL,
   resident_id VARCHAR NOT NULL,
@@ -118,10 +123,16 @@ CREATE TABLE IF NOT EXISTS daily_activity (
   active_minutes DOUBLE NOT NULL,
   longest_sedentary_min DOUBLE NOT NULL,
   worn_minutes DOUBLE NOT NULL,
-  final BOOLEAN NOT NULL,
-  PRIMARY KEY (device_id, day)
-);
-CREATE INDEX IF NOT EXISTS daily_activity_resident ON daily_activity (resident_id);`;
+  final BOOLEAN NOT NULL
+`,
+};
+const SCHEMA = Object.entries(TABLES).map(([name, columns]) => `CREATE TABLE IF NOT EXISTS ${name} (${columns});`).join('\n');
+
+/** Tables whose rows are replaced: created with keys and indexes before, rebuilt without them at open. */
+const REPLACED_TABLES = ['vitals_1m', 'sleep_sessions', 'daily_activity'];
+const KEYED_TABLES = `
+SELECT DISTINCT table_name FROM duckdb_constraints()
+WHERE schema_name = 'main' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND list_contains($tables, table_name)`;
 
 /**
  * Staging mirrors the readings row, but numbers (seq and the epoch-ms times too) are DOUBLE:
@@ -161,20 +172,25 @@ SELECT device_id, CAST(seq AS BIGINT), resident_id,
   lat, lon, accuracy_m, acc_hz, CAST(acc_samples AS INTEGER), flags
 FROM staging`;
 
+const STAGED_MINUTES = `SELECT DISTINCT resident_id, date_trunc('minute', epoch_ms(CAST(ts_ms AS BIGINT))) AS minute FROM staging`;
+
 /**
- * The staged rows' minutes, recomputed from everything stored. The ts range ($lo, $hi) is a
- * constant filter DuckDB checks against each row group's min/max, so a load reads the
- * recent row groups rather than the whole table.
+ * The staged rows' minutes are deleted, then recomputed from everything stored. The ts range
+ * ($lo, $hi) is a constant filter DuckDB checks against each row group's min/max, so a load
+ * reads the recent row groups rather than the whole table.
  */
+const DELETE_MINUTES = `
+DELETE FROM vitals_1m v USING (${STAGED_MINUTES}) t
+WHERE v.resident_id = t.resident_id AND v.minute = t.minute AND v.minute >= epoch_ms($lo) AND v.minute < epoch_ms($hi)`;
 const RECOMPUTE_MINUTES = `
-INSERT OR REPLACE INTO vitals_1m
+INSERT INTO vitals_1m
 SELECT r.resident_id, date_trunc('minute', r.ts) AS minute,
   avg(r.hr), min(r.hr), max(r.hr), count(r.hr),
   avg(r.spo2), min(r.spo2), count(r.spo2),
   avg(r.skin_temp), count(r.skin_temp),
   CAST(sum(r.steps) AS BIGINT), count(*)
 FROM readings r
-JOIN (SELECT DISTINCT resident_id, date_trunc('minute', epoch_ms(CAST(ts_ms AS BIGINT))) AS minute FROM staging) t
+JOIN (${STAGED_MINUTES}) t
   ON r.resident_id = t.resident_id AND date_trunc('minute', r.ts) = t.minute
 WHERE r.ts >= epoch_ms($lo) AND r.ts < epoch_ms($hi)
 GROUP BY r.resident_id, date_trunc('minute', r.ts)`;
@@ -207,8 +223,11 @@ GROUP BY 1 ORDER BY 1`;
  * A call's rows arrive as one list parameter per column (numbers as DOUBLE, exact for the
  * integers and epoch ms they hold; dates as text the DATE cast checks), zipped by unnest.
  */
-const UPSERT_SLEEP = `
-INSERT OR REPLACE INTO sleep_sessions
+const DELETE_SLEEP = `
+DELETE FROM sleep_sessions s USING (SELECT unnest($device) AS device_id, CAST(unnest($night) AS DATE) AS night) k
+WHERE s.device_id = k.device_id AND s.night = k.night`;
+const INSERT_SLEEP = `
+INSERT INTO sleep_sessions
   (device_id, night, resident_id, start_ts, end_ts, total_sleep_min, efficiency, waso_min, awakenings, onset_latency_min)
 SELECT device_id, CAST(night AS DATE), resident_id, epoch_ms(CAST(start_ms AS BIGINT)), epoch_ms(CAST(end_ms AS BIGINT)),
   total_sleep_min, efficiency, waso_min, CAST(awakenings AS INTEGER), onset_latency_min
@@ -221,8 +240,11 @@ const SLEEP_TYPES = {
   totalSleepMin: LIST(DOUBLE), efficiency: LIST(DOUBLE), wasoMin: LIST(DOUBLE), awakenings: LIST(DOUBLE), onsetLatencyMin: LIST(DOUBLE),
 };
 
-const UPSERT_ACTIVITY = `
-INSERT OR REPLACE INTO daily_activity
+const DELETE_ACTIVITY = `
+DELETE FROM daily_activity a USING (SELECT unnest($device) AS device_id, CAST(unnest($day) AS DATE) AS day) k
+WHERE a.device_id = k.device_id AND a.day = k.day`;
+const INSERT_ACTIVITY = `
+INSERT INTO daily_activity
   (device_id, day, resident_id, steps, active_minutes, longest_sedentary_min, worn_minutes, final)
 SELECT device_id, CAST(day AS DATE), resident_id, CAST(steps AS INTEGER), active_minutes, longest_sedentary_min, worn_minutes, final
 FROM (SELECT unnest($device) AS device_id, unnest($day) AS day, unnest($resident) AS resident_id,
@@ -237,16 +259,16 @@ const SELECT_SLEEP = `
 SELECT device_id AS "deviceId", resident_id AS "residentId", CAST(night AS VARCHAR) AS night,
   epoch_ms(start_ts) AS "start", epoch_ms(end_ts) AS "end", total_sleep_min AS "totalSleepMin", efficiency,
   waso_min AS "wasoMin", awakenings, onset_latency_min AS "onsetLatencyMin"
-FROM (SELECT * FROM sleep_sessions WHERE resident_id = $resident OFFSET 0) s
-WHERE s.night >= CAST($from AS DATE) AND s.night <= CAST($to AS DATE)
-ORDER BY s.night, s.device_id`;
+FROM sleep_sessions
+WHERE resident_id = $resident AND night >= CAST($from AS DATE) AND night <= CAST($to AS DATE)
+ORDER BY night, device_id`;
 
 const SELECT_ACTIVITY = `
 SELECT device_id AS "deviceId", resident_id AS "residentId", CAST(day AS VARCHAR) AS day, steps,
   active_minutes AS "activeMinutes", longest_sedentary_min AS "longestSedentaryMin", worn_minutes AS "wornMinutes", final
-FROM (SELECT * FROM daily_activity WHERE resident_id = $resident OFFSET 0) a
-WHERE a.day >= CAST($from AS DATE) AND a.day <= CAST($to AS DATE)
-ORDER BY a.day, a.device_id`;
+FROM daily_activity
+WHERE resident_id = $resident AND day >= CAST($from AS DATE) AND day <= CAST($to AS DATE)
+ORDER BY day, device_id`;
 
 const DAY_RANGE_TYPES = { resident: VARCHAR, from: VARCHAR, to: VARCHAR };
 
@@ -257,6 +279,30 @@ const ERASE_SLEEP = 'DELETE FROM sleep_sessions WHERE resident_id = $resident';
 const ERASE_ACTIVITY = 'DELETE FROM daily_activity WHERE resident_id = $resident';
 
 const MINUTE_MS = 60_000;
+
+/**
+ * A file made before the replaced tables lost their keys (see the header) gets them rebuilt
+ * without: same columns, same rows, no constraint and no index. Checkpointed at once, so the
+ * WAL never holds these DDL statements next to row changes for a later replay.
+ */
+async function dropReplacedKeys(writer: DuckDBConnection): Promise<void> {
+  const keyed = (await writer.runAndReadAll(KEYED_TABLES, { tables: listValue(REPLACED_TABLES) }, { tables: LIST(VARCHAR) })).getColumns()[0] ?? [];
+  if (keyed.length === 0) return;
+  await writer.run('BEGIN TRANSACTION');
+  try {
+    for (const table of keyed as string[]) {
+      await writer.run(`CREATE TABLE ${table}_unkeyed (${TABLES[table]})`);
+      await writer.run(`INSERT INTO ${table}_unkeyed SELECT * FROM ${table}`);
+      await writer.run(`DROP TABLE ${table}`);
+      await writer.run(`ALTER TABLE ${table}_unkeyed RENAME TO ${table}`);
+    }
+    await writer.run('COMMIT');
+  } catch (err) {
+    await writer.run('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  await writer.run('CHECKPOINT');
+}
 
 export class DuckDbWarehouse implements Warehouse {
   /** Loads and saves run one after another on the writer connection: its transaction is per connection. */
@@ -273,6 +319,7 @@ export class DuckDbWarehouse implements Warehouse {
     const instance = await DuckDBInstance.create(join(dataDir, 'warehouse.duckdb'));
     try {
       const writer = await instance.connect();
+      await dropReplacedKeys(writer);
       await writer.run(SCHEMA);
       await writer.run(STAGING_SCHEMA);
       return new DuckDbWarehouse(instance, writer, await instance.connect());
@@ -300,7 +347,7 @@ export class DuckDbWarehouse implements Warehouse {
       const span = await this.stage(rows);
       const inserted = Number((await this.writer.runAndReadAll(INSERT_STAGED)).getColumns()[0][0]);
       if (inserted > 0) {
-        await this.writer.run(RECOMPUTE_MINUTES, { lo: span.lo, hi: span.hi }, { lo: BIGINT, hi: BIGINT });
+        for (const sql of [DELETE_MINUTES, RECOMPUTE_MINUTES]) await this.writer.run(sql, { lo: span.lo, hi: span.hi }, { lo: BIGINT, hi: BIGINT });
       }
       await this.writer.run('DELETE FROM staging');
       await this.writer.run('COMMIT');
@@ -351,8 +398,9 @@ export class DuckDbWarehouse implements Warehouse {
     try {
       if (sleep.length > 0) {
         const column = <K extends keyof SleepToStore>(k: K) => listValue(sleep.map((r) => r[k] ?? null));
+        await this.writer.run(DELETE_SLEEP, { device: column('deviceId'), night: column('night') }, { device: SLEEP_TYPES.device, night: SLEEP_TYPES.night });
         await this.writer.run(
-          UPSERT_SLEEP,
+          INSERT_SLEEP,
           {
             device: column('deviceId'),
             night: column('night'),
@@ -370,8 +418,9 @@ export class DuckDbWarehouse implements Warehouse {
       }
       if (activity.length > 0) {
         const column = <K extends keyof DailyActivityRow>(k: K) => listValue(activity.map((r) => r[k] ?? null));
+        await this.writer.run(DELETE_ACTIVITY, { device: column('deviceId'), day: column('day') }, { device: ACTIVITY_TYPES.device, day: ACTIVITY_TYPES.day });
         await this.writer.run(
-          UPSERT_ACTIVITY,
+          INSERT_ACTIVITY,
           {
             device: column('deviceId'),
             day: column('day'),
@@ -412,6 +461,8 @@ export class DuckDbWarehouse implements Warehouse {
       const sleepSessions = await deleted(ERASE_SLEEP);
       const dailyActivity = await deleted(ERASE_ACTIVITY);
       await this.writer.run('COMMIT');
+      // The readings' index deletes go into the file now rather than wait in the WAL (see the header).
+      await this.writer.run('CHECKPOINT');
       return { readings, sleepSessions, dailyActivity };
     } catch (err) {
       await this.writer.run('ROLLBACK').catch(() => undefined);
