@@ -200,11 +200,14 @@ export function crashSuite(topology: Topology, kills: number): void {
     const procs: VigilChild[] = [];
     let engine: Engine | null = null;
     let store: Store | null = null;
+    let passed = false;
     afterAll(async () => {
       for (const p of procs) await p.signal('SIGKILL');
       await store?.close();
       await engine?.cleanup();
-      rmSync(dataDir, { recursive: true, force: true });
+      // A failed run keeps its data dir (stream, store, warehouse, archive) to look into.
+      if (passed) rmSync(dataDir, { recursive: true, force: true });
+      else console.error(`crash harness: data kept in ${dataDir}`);
     });
 
     it(`keeps every accepted reading exactly once through ${kills} SIGKILLs`, async (ctx) => {
@@ -248,10 +251,16 @@ export function crashSuite(topology: Topology, kills: number): void {
       await load.stop();
       if (kills >= procs.length) expect(killed.size).toBe(procs.length);
 
+      // Lag 0 for 5 s on end: a process just restarted reports no lag for a group until its
+      // thread's first stats (1 s) and none for partitions whose dead owner's lease has not
+      // expired yet (1.5 s), so a single 0 can come before the groups have even resumed.
+      let zeroSince: number | null = null;
       await waitFor('groups caught up', async () => {
         for (const p of procs) p.assertAlive();
-        return (await totalLag(groupUrls)) === 0;
-      }, 60_000, 250);
+        if ((await totalLag(groupUrls)) > 0) zeroSince = null;
+        else zeroSince ??= Date.now();
+        return zeroSince !== null && Date.now() - zeroSince >= 5000;
+      }, 120_000, 250);
       expect(await checkForward()).toBeGreaterThan(0);
 
       // The warehouse: every acknowledged reading once; readings sent but never answered may or may not be there.
@@ -259,6 +268,7 @@ export function crashSuite(topology: Topology, kills: number): void {
       for (const band of bands) {
         const expected = [...load.acked.get(band.deviceId)!].sort((a, b) => a - b);
         total += expected.length;
+        let missing: number[] = [];
         const seen = await waitFor(`warehouse rows of ${band.deviceId}`, async () => {
           const rows: number[] = [];
           let cursor: string | null = null;
@@ -269,9 +279,10 @@ export function crashSuite(topology: Topology, kills: number): void {
             cursor = res.body.next;
           } while (cursor);
           const have = new Set(rows);
-          return expected.every((s) => have.has(s)) && rows;
-        }, 20_000, 500).catch(() => null);
-        expect(seen, `warehouse misses acknowledged readings of ${band.deviceId}`).not.toBeNull();
+          missing = expected.filter((s) => !have.has(s));
+          return missing.length === 0 && rows;
+        }, 60_000, 500).catch(() => null);
+        expect(seen, `warehouse misses ${missing.length} of ${expected.length} acknowledged readings of ${band.deviceId}: seqs ${missing.slice(0, 20).join(', ')}`).not.toBeNull();
         expect(new Set(seen).size, `warehouse doubles readings of ${band.deviceId}`).toBe(seen!.length);
       }
       expect(total).toBeGreaterThan(kills * 10);
@@ -312,6 +323,7 @@ export function crashSuite(topology: Topology, kills: number): void {
       );
       for (const p of procs) await p.signal('SIGTERM');
       await hooks.close();
+      passed = true;
     }, Math.max(600_000, kills * 15_000));
   });
 }
