@@ -114,7 +114,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
 
   registerLiveGauges(
     metrics,
-    () => host.stats().flatMap((g) => (g.stats?.partitions ?? []).map((p) => ({ group: g.name, partition: p.partition, lag: p.lag }))),
+    () => host.stats().flatMap((g) => (g.stats?.partitions ?? []).map((p) => ({ group: g.name, partition: p.partition, lag: p.lag, owned: p.owned }))),
     () =>
       host.stats().map((g) => ({
         group: g.name,

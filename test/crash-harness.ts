@@ -184,13 +184,16 @@ function shuffled<T>(items: T[]): T[] {
 }
 
 /** Sum of every group's lag over the processes that run groups (from /metrics: workers serve no admin API). */
-async function totalLag(urls: string[]): Promise<number> {
+/** Lag summed over the processes running groups, and how many partitions each group's threads hold in all. */
+async function groupProgress(urls: string[]): Promise<{ lag: number; owned: Map<string, number> }> {
   let lag = 0;
+  const owned = new Map<string, number>();
   for (const url of urls) {
     const text = await (await fetch(`${url}/metrics`)).text();
     for (const m of text.matchAll(/^vigil_group_lag_records\{[^}]*\} (\d+)/gm)) lag += Number(m[1]);
+    for (const m of text.matchAll(/^vigil_group_partitions_owned\{group="([^"]+)"\} (\d+)/gm)) owned.set(m[1], (owned.get(m[1]) ?? 0) + Number(m[2]));
   }
-  return lag;
+  return { lag, owned };
 }
 
 /** Declares the crash suite for `topology` with `kills` SIGKILLs. */
@@ -251,13 +254,16 @@ export function crashSuite(topology: Topology, kills: number): void {
       await load.stop();
       if (kills >= procs.length) expect(killed.size).toBe(procs.length);
 
-      // Lag 0 for 5 s on end: a process just restarted reports no lag for a group until its
-      // thread's first stats (1 s) and none for partitions whose dead owner's lease has not
-      // expired yet (1.5 s), so a single 0 can come before the groups have even resumed.
+      // Caught up: every partition of every group owned again, and lag 0 for 5 s on end. Lag is
+      // reported by owners only: a process just restarted reports none before its threads' first
+      // stats, nor for partitions whose dead owner's lease has not expired, so a sum of 0 alone
+      // can come before the groups have even resumed.
       let zeroSince: number | null = null;
       await waitFor('groups caught up', async () => {
         for (const p of procs) p.assertAlive();
-        if ((await totalLag(groupUrls)) > 0) zeroSince = null;
+        const { lag, owned } = await groupProgress(groupUrls);
+        const resumed = ['alerts', 'warehouse', 'archive'].every((g) => owned.get(g) === config['stream.partitions']);
+        if (lag > 0 || !resumed) zeroSince = null;
         else zeroSince ??= Date.now();
         return zeroSince !== null && Date.now() - zeroSince >= 5000;
       }, 120_000, 250);

@@ -65,7 +65,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 /** Gauges filled at scrape time from live state. */
 export function registerLiveGauges(
   metrics: Metrics,
-  groupLag: () => { group: string; partition: number; lag: number }[],
+  groupLag: () => { group: string; partition: number; lag: number; owned: boolean }[],
   groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number }[],
   openAlerts: () => Promise<number>,
 ): void {
@@ -78,6 +78,21 @@ export function registerLiveGauges(
     collect() {
       this.reset();
       for (const { group, partition, lag } of groupLag()) this.set({ group, partition: String(partition) }, lag);
+    },
+  });
+  new Gauge({
+    // Lag is reported by the partition's owner only: summed over processes, owned partitions tell
+    // whether that sum covers every partition (after a crash, a partition waits for its dead
+    // owner's lease to expire, and its lag shows nowhere meanwhile).
+    name: 'vigil_group_partitions_owned',
+    help: 'Partitions of the stream whose lease this process’s group thread holds',
+    labelNames: ['group'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const owned = new Map<string, number>();
+      for (const { group, owned: mine } of groupLag()) owned.set(group, (owned.get(group) ?? 0) + (mine ? 1 : 0));
+      for (const [group, n] of owned) this.set({ group }, n);
     },
   });
   new Gauge({
