@@ -93,7 +93,8 @@ interface Step {
   catchUpSec: number | null;
   rss: number;
   peak: number;
-  snapshots: Record<string, number>;
+  /** JSON bytes of each group's state entries (checkpoint_state), all partitions. */
+  states: Record<string, number>;
   vigilCpuPct: number | null;
   /** Vigil's CPU once caught up, with no reading coming in (settle + RSS sampling). */
   idleCpuPct: number | null;
@@ -117,7 +118,7 @@ async function sampleRss(pid: number, n = 5, everyMs = 1000): Promise<{ rss: num
 
 interface Breakdown {
   devices: number;
-  /** JSON bytes per device (its entry in the snapshot). */
+  /** JSON bytes per device (its state entry with its key). */
   perDevice: number;
   /** JS heap per device of the same state parsed in this process (see heapOf). */
   heapPerDevice: number | null;
@@ -135,7 +136,7 @@ function gcFunction(): (() => void) | null {
 }
 
 /**
- * What a partition's `{"devices":{...}}` snapshot holds per device, in JSON bytes by part
+ * What a partition's state entries (as one `{"devices":{...}}` text) hold per device, in JSON bytes by part
  * (one level down into `state`), and the JS heap the parsed state takes in this process: an
  * estimate of what the group's thread holds live per device (same object shapes, as restored
  * from a snapshot; the detectors' own objects may differ a little).
@@ -278,7 +279,7 @@ async function main(): Promise<number> {
         const mem = await sampleRss(vigil.child.pid);
         const idle1 = cpuSeconds(vigil.child.pid);
         const idleCpuPct = idle0 !== null && idle1 !== null ? ((idle1 - idle0) / ((performance.now() - idleT0) / 1000)) * 100 : null;
-        const snapshots = Object.fromEntries(GROUPS.map((g) => [g, store.stateBytes(g)]));
+        const states = Object.fromEntries(GROUPS.map((g) => [g, store.stateBytes(g)]));
         const vigilCpuPct = cpu0 !== null && cpu1 !== null ? ((cpu1 - cpu0) / wall) * 100 : null;
         const selfPct = ((self.user + self.system) / 1e6 / wall) * 100;
         steps.push({
@@ -292,12 +293,12 @@ async function main(): Promise<number> {
           catchUpSec,
           rss: mem.rss,
           peak: mem.peak,
-          snapshots,
+          states,
           vigilCpuPct,
           idleCpuPct,
           otherCpuPct: vigilCpuPct !== null && machine0 !== null && machine1 !== null ? Math.max(0, ((machine1 - machine0) / wall) * 100 - vigilCpuPct - selfPct) : null,
         });
-        log(`  ${int(size)}: RSS ${MB(mem.rss)} MB (peak ${MB(mem.peak)} MB), alerts snapshot ${MB(snapshots.alerts)} MB`);
+        log(`  ${int(size)}: RSS ${MB(mem.rss)} MB (peak ${MB(mem.peak)} MB), alerts state ${MB(states.alerts)} MB`);
         have = size;
       }
       for (const g of ['alerts', 'warehouse']) {
@@ -328,7 +329,7 @@ async function main(): Promise<number> {
   const rows: (string | number)[][] = [['0 (baseline)', '-', '-', '-', '-', pct(baselineIdleCpu), MB(baseline.rss), '-', '-', '-', '-', '-', '-', '-', '-', '-']];
   steps.forEach((s, i) => {
     const prev = i === 0 ? { devices: 0, rss: baseline.rss } : steps[i - 1];
-    const statePerDevice = s.snapshots.alerts / s.devices;
+    const statePerDevice = s.states.alerts / s.devices;
     rows.push([
       int(s.devices),
       `${fixed(s.registerSec)} (${s.registerHow})`,
@@ -341,9 +342,9 @@ async function main(): Promise<number> {
       MB(s.rss - baseline.rss),
       int((s.rss - baseline.rss) / s.devices),
       int((s.rss - prev.rss) / (s.devices - prev.devices)),
-      MB(s.snapshots.alerts),
+      MB(s.states.alerts),
       int(statePerDevice),
-      int(s.snapshots.warehouse / s.devices),
+      int(s.states.warehouse / s.devices),
       statePerDevice <= TARGET_STATE_BYTES ? 'PASS' : 'MISS',
       pct(s.otherCpuPct),
     ]);
@@ -362,7 +363,7 @@ async function main(): Promise<number> {
         'RSS over baseline MB',
         'RSS bytes/device (over baseline)',
         'RSS bytes/device (marginal, vs previous row)',
-        'alerts snapshot MB',
+        'alerts state MB',
         'state bytes/device (JSON)',
         'warehouse state bytes/device (JSON)',
         `state ≤ ${int(TARGET_STATE_BYTES)} B`,
@@ -372,14 +373,14 @@ async function main(): Promise<number> {
     ),
   );
   log('(RSS: the Vigil process, all threads: HTTP, log writer, three groups, SQLite and DuckDB caches; median of 5 samples 1 s apart once every group');
-  log(' had checkpointed every record. state: JSON length of the alerts group\'s snapshots in store.db ÷ devices (the target\'s figure);');
-  log(' the warehouse group snapshots its own per-device state (sleep, daily activity) the same way. CPU over drive + catch-up;');
+  log(' had checkpointed every record. state: JSON length of the alerts group\'s state entries in store.db (key and value) ÷ devices (the target\'s figure);');
+  log(' the warehouse group keeps its own per-device state (sleep, daily activity) the same way. CPU over drive + catch-up;');
   log(' "idle after": once caught up, no reading coming in, over the settle time and the RSS samples)');
   if (apiRate !== null) log(`admin API registration: ${int(apiRate)} devices/s (resident + device, 16 in flight): ${int(SIZES[SIZES.length - 1] / apiRate)} s for ${int(SIZES[SIZES.length - 1])} devices`);
   for (const [g, b] of parts) {
     log();
     log(
-      `what the ${g} group keeps per device (partition 0's snapshot, ${int(b.devices)} devices): ${int(b.perDevice)} bytes of JSON` +
+      `what the ${g} group keeps per device (partition 0's state entries, ${int(b.devices)} devices): ${int(b.perDevice)} bytes of JSON` +
         (b.heapPerDevice === null ? '' : `, ~${int(b.heapPerDevice)} bytes of JS heap once parsed (measured in this process)`),
     );
     log(formatTable(['part', 'JSON bytes/device', 'share'], b.parts.map(([k, v]) => [k, int(v), `${fixed((v / b.perDevice) * 100)}%`])));
@@ -388,7 +389,7 @@ async function main(): Promise<number> {
     log();
     log(
       `after ${steady.days} simulated days (in-process, one resident, the same detectors): alerts state ${int(steady.alertsStateBytes)} bytes of JSON, ` +
-        `warehouse state ${int(steady.warehouseStateBytes)} bytes (without the deviceId key and residentId, ~61 bytes in each snapshot)`,
+        `warehouse state ${int(steady.warehouseStateBytes)} bytes (without the deviceId key and residentId, ~61 bytes in each entry)`,
     );
     log(formatTable(['part', 'JSON bytes'], steady.parts.map(([k, v]) => [k, int(v)])));
   }
@@ -396,10 +397,10 @@ async function main(): Promise<number> {
   if (noisy.length) log(`NOISY: other processes used > ${NOISY_OTHER_CPU_PCT}% of a core during ${noisy.map((s) => int(s.devices)).join(', ')} devices`);
   const last = steps[steps.length - 1];
   if (last) {
-    const state = last.snapshots.alerts / last.devices;
+    const state = last.states.alerts / last.devices;
     log();
     log(`target (issue): ≤ ${int(TARGET_STATE_BYTES)} bytes of state per device at ${int(last.devices)} devices: ${int(state)} bytes  ${state <= TARGET_STATE_BYTES ? 'PASS' : 'MISS'}`);
-    log(`  with the warehouse group's per-device state: ${int((last.snapshots.alerts + last.snapshots.warehouse) / last.devices)} bytes of JSON per device in all`);
+    log(`  with the warehouse group's per-device state: ${int((last.states.alerts + last.states.warehouse) / last.devices)} bytes of JSON per device in all`);
     if (steady) {
       const after = steady.alertsStateBytes + 61;
       log(`  after ${steady.days} days of data (in-process estimate): alerts ~${int(after)} bytes  ${after <= TARGET_STATE_BYTES ? 'PASS' : 'MISS'}; with the warehouse's ~${int(after + steady.warehouseStateBytes + 61)} bytes`);
