@@ -217,10 +217,15 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
     expect(metrics.body).toMatch(/vigil_stream_commit_readings_bucket/);
     expect(metrics.body).toMatch(/vigil_group_lag_records\{group="warehouse",partition="0"\} \d+/);
     expect(metrics.body).toMatch(/vigil_alerts_open \d+/);
-    // The one process holds every partition of each group (8 by default) once it has its leases.
-    await waitFor('partitions owned', async () => {
+    // The one process holds every partition of each group (8 by default) once it has its leases,
+    // and reports each group thread's own heap.
+    await waitFor('partitions owned and group heaps reported', async () => {
       const text = (await api(base, 'GET', '/metrics')).body as string;
-      return ['alerts', 'warehouse', 'archive'].every((g) => new RegExp(`^vigil_group_partitions_owned\\{group="${g}"\\} 8$`, 'm').test(text));
+      return ['alerts', 'warehouse', 'archive'].every(
+        (g) =>
+          new RegExp(`^vigil_group_partitions_owned\\{group="${g}"\\} 8$`, 'm').test(text) &&
+          Number(new RegExp(`^vigil_group_heap_used_bytes\\{group="${g}"\\} (\\d+)$`, 'm').exec(text)?.[1]) > 1e6,
+      );
     }, 10_000);
   });
 });

@@ -54,6 +54,13 @@ export const SETTINGS = {
   'dynamodb.endpoint': { kind: 'string', default: '', doc: 'DynamoDB endpoint URL; empty for AWS (set for dynalite or DynamoDB Local).' },
   'store.postgresUrl': { kind: 'string', default: 'postgres://postgres@127.0.0.1:5432/vigil', doc: 'PostgreSQL connection URL of the store (store.backend postgres).' },
   'warehouse.backend': { kind: 'string', default: 'duckdb', enum: ['duckdb', 'postgres'], doc: 'Warehouse engine.' },
+  'warehouse.duckdbMemoryMB': {
+    kind: 'integer',
+    default: 512,
+    min: 128,
+    max: 1048576,
+    doc: 'Memory the embedded DuckDB warehouse may use (its cache of table blocks and indexes, query work); past it DuckDB evicts or spills. Its own default, 80% of RAM, lets the cache grow with the data.',
+  },
   'warehouse.postgresUrl': { kind: 'string', default: 'postgres://postgres@127.0.0.1:5432/vigil', doc: 'PostgreSQL connection URL of the warehouse (warehouse.backend postgres).' },
   'archive.backend': { kind: 'string', default: 'local', enum: ['local', 's3'], doc: 'Raw archive engine: a local directory or an S3-compatible object store.' },
   's3.bucket': { kind: 'string', default: 'vigil-archive', doc: 'S3 bucket of the archive (archive.backend s3).' },

@@ -66,7 +66,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function registerLiveGauges(
   metrics: Metrics,
   groupLag: () => { group: string; partition: number; lag: number; owned: boolean }[],
-  groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number }[],
+  groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number; heapUsedBytes: number | null }[],
   openAlerts: () => Promise<number>,
 ): void {
   const registers = [metrics.registry];
@@ -93,6 +93,18 @@ export function registerLiveGauges(
       const owned = new Map<string, number>();
       for (const { group, owned: mine } of groupLag()) owned.set(group, (owned.get(group) ?? 0) + (mine ? 1 : 0));
       for (const [group, n] of owned) this.set({ group }, n);
+    },
+  });
+  new Gauge({
+    // Each group runs in a worker thread with its own V8 heap, which the process's
+    // vigil_nodejs_heap_* (the main thread's) do not count.
+    name: 'vigil_group_heap_used_bytes',
+    help: 'V8 heap used by a group’s worker thread',
+    labelNames: ['group'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const c of groupCounters()) if (c.heapUsedBytes !== null) this.set({ group: c.group }, c.heapUsedBytes);
     },
   });
   new Gauge({

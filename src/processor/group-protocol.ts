@@ -18,6 +18,7 @@ export type GroupRequest =
 export type GroupReply =
   | { type: 'ready' }
   | { type: 'failed'; error: string }
-  | { type: 'stats'; stats: GroupStats; counters: GroupCounters }
+  /** `heapUsedBytes`: the thread's own V8 heap (each worker thread has one; RSS is the process's). */
+  | { type: 'stats'; stats: GroupStats; counters: GroupCounters; heapUsedBytes: number }
   | { type: 'reply'; id: number; result?: unknown; error?: string }
   | { type: 'stopped' };

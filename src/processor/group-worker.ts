@@ -3,6 +3,7 @@
  * allows one owner per process), so neither SQLite's synchronous calls nor the sink's work
  * ever run on the HTTP thread (DESIGN §2, process model).
  */
+import { getHeapStatistics } from 'node:v8';
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../core/logger.js';
 import { openStream } from '../stream/registry.js';
@@ -33,7 +34,7 @@ try {
   });
   runtime.start();
   for (const service of built.services ?? []) await service.start();
-  const report = () => post({ type: 'stats', stats: runtime.stats(), counters: built.counters });
+  const report = () => post({ type: 'stats', stats: runtime.stats(), counters: built.counters, heapUsedBytes: getHeapStatistics().used_heap_size });
   const statsTimer = setInterval(report, 1000);
 
   port.on('message', async (msg: GroupRequest) => {

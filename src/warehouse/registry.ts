@@ -6,7 +6,7 @@ export async function openWarehouse(config: Config): Promise<Warehouse> {
   switch (config['warehouse.backend']) {
     case 'duckdb': {
       const { DuckDbWarehouse } = await import('./duckdb/duckdb-warehouse.js');
-      return DuckDbWarehouse.open(config.dataDir);
+      return DuckDbWarehouse.open(config.dataDir, { memoryMB: config['warehouse.duckdbMemoryMB'] });
     }
     case 'postgres': {
       const { PostgresWarehouse } = await import('./postgres/postgres-warehouse.js');

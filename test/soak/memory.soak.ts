@@ -142,6 +142,11 @@ describe('soak: an hour at half of capacity', () => {
           slopeLastTwoThirdsMBPerHour: +rssSlopePerHour.toFixed(1),
           leastSquaresSlopeLastTwoThirdsMBPerHour: +rssLeastSquaresPerHour.toFixed(1),
         },
+        // What the RSS slope is made of: the V8 heaps (main thread, group threads) and the rest (native).
+        heapSlopeLastTwoThirdsMBPerHour: {
+          main: +(medianSlope(window.map((s) => s.t), window.map((s) => s.heapMainMB)) * 3600).toFixed(1),
+          groups: +(medianSlope(window.map((s) => s.t), window.map((s) => s.heapGroupsMB)) * 3600).toFixed(1),
+        },
         maxLagSeconds: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g).toFixed(2)])),
         maxLagSecondsLastMinute: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g, loadEndedAt - 60).toFixed(2)])),
         maxLagRecords: Object.fromEntries(GROUPS.map((g) => [g, Math.max(...during.map((s) => s.lag[g] || 0))])),

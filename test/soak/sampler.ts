@@ -24,6 +24,9 @@ export interface Sample {
   lag: Record<(typeof GROUPS)[number], number>;
   dataMB: number;
   diskFreeGB: number;
+  /** V8 heap used: the main thread's, and the group threads' summed (RSS minus these is native: DuckDB, SQLite, buffers). */
+  heapMainMB: number;
+  heapGroupsMB: number;
 }
 
 export interface SamplerOptions {
@@ -75,7 +78,7 @@ export async function groupLag(url: string, adminKey: string): Promise<Record<(t
 /** Starts sampling at once and every `everyMs`; `stop()` ends it and returns every sample. */
 export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Promise<Sample[]> } {
   const samples: Sample[] = [];
-  writeFileSync(o.csvFile, 't_s,rss_mb,vigil_cpu_pct,simulator_cpu_pct,other_cpu_pct,accepted,lag_alerts,lag_warehouse,lag_archive,data_mb,disk_free_gb\n');
+  writeFileSync(o.csvFile, 't_s,rss_mb,vigil_cpu_pct,simulator_cpu_pct,other_cpu_pct,accepted,lag_alerts,lag_warehouse,lag_archive,data_mb,disk_free_gb,heap_main_mb,heap_groups_mb\n');
   const t0 = performance.now();
   let prev = { wall: t0, vigil: cpuSeconds(o.vigilPid) ?? 0, sim: cpuSeconds(o.simulatorPid) ?? 0, machine: machineBusySeconds() ?? 0 };
   const take = async () => {
@@ -98,11 +101,13 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
       lag,
       dataMB: duMB(o.dataDir),
       diskFreeGB: (fs.bavail * fs.bsize) / 1e9,
+      heapMainMB: (metrics.get('vigil_nodejs_heap_size_used_bytes') ?? NaN) / 1e6,
+      heapGroupsMB: (metrics.get('vigil_group_heap_used_bytes') ?? NaN) / 1e6,
     };
     prev = { wall: now, vigil, sim, machine };
     samples.push(s);
     const f = (n: number, d = 1) => n.toFixed(d);
-    appendFileSync(o.csvFile, [s.t, f(s.rssMB), f(s.vigilCpu), f(s.simulatorCpu), f(s.otherCpu), s.accepted, s.lag.alerts, s.lag.warehouse, s.lag.archive, f(s.dataMB), f(s.diskFreeGB)].join(',') + '\n');
+    appendFileSync(o.csvFile, [s.t, f(s.rssMB), f(s.vigilCpu), f(s.simulatorCpu), f(s.otherCpu), s.accepted, s.lag.alerts, s.lag.warehouse, s.lag.archive, f(s.dataMB), f(s.diskFreeGB), f(s.heapMainMB), f(s.heapGroupsMB)].join(',') + '\n');
   };
   // A sample that fails (a scrape timing out under load) is skipped, not fatal: the next one counts.
   let busy: Promise<void> = take().catch(() => undefined);

@@ -60,3 +60,17 @@ describe('DuckDbWarehouse on a file from before the replaced tables lost their k
     after.closeSync();
   });
 });
+
+describe('DuckDbWarehouse memory', () => {
+  it('caps DuckDB at warehouse.duckdbMemoryMB instead of its default of 80% of RAM', async () => {
+    const wh = await DuckDbWarehouse.open(join(root, 'capped'), { memoryMB: 200 });
+    try {
+      // The setting as DuckDB reports it, read on the warehouse's own connection.
+      const reader = (wh as unknown as { reader: import('@duckdb/node-api').DuckDBConnection }).reader;
+      const limit = (await reader.runAndReadAll("SELECT current_setting('memory_limit') AS v")).getRowObjectsJS()[0].v as string;
+      expect(limit).toMatch(/^(190\.7 MiB|200\.0 MB|200 MB)$/);
+    } finally {
+      await wh.close();
+    }
+  });
+});

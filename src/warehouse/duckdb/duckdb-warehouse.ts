@@ -314,9 +314,10 @@ export class DuckDbWarehouse implements Warehouse {
     private readonly reader: DuckDBConnection,
   ) {}
 
-  static async open(dataDir: string): Promise<DuckDbWarehouse> {
+  /** `memoryMB`: DuckDB's memory_limit (its default is 80% of the machine's RAM). */
+  static async open(dataDir: string, opts: { memoryMB?: number } = {}): Promise<DuckDbWarehouse> {
     mkdirSync(dataDir, { recursive: true });
-    const instance = await DuckDBInstance.create(join(dataDir, 'warehouse.duckdb'));
+    const instance = await DuckDBInstance.create(join(dataDir, 'warehouse.duckdb'), opts.memoryMB ? { memory_limit: `${opts.memoryMB}MB` } : {});
     try {
       const writer = await instance.connect();
       await dropReplacedKeys(writer);
