@@ -262,7 +262,7 @@ export function crashSuite(topology: Topology, kills: number): void {
       await waitFor('groups caught up', async () => {
         for (const p of procs) p.assertAlive();
         const { lag, owned } = await groupProgress(groupUrls);
-        const resumed = ['alerts', 'warehouse', 'archive'].every((g) => owned.get(g) === config['stream.partitions']);
+        const resumed = GROUPS.every((g) => owned.get(g) === config['stream.partitions']);
         if (lag > 0 || !resumed) zeroSince = null;
         else zeroSince ??= Date.now();
         return zeroSince !== null && Date.now() - zeroSince >= 5000;

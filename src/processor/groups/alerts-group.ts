@@ -93,7 +93,7 @@ export class AlertsGroup implements ConsumerGroup {
     if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
     this.lastTick = now;
     for (const st of this.partitions.values()) {
-      for (const [deviceId, device] of st.devices.devices) {
+      for (const [deviceId, device] of st.devices) {
         const rc = await this.residentContext(device.residentId);
         if (tickDevice(device.state, deviceId, rc, now, st.openedAt, st.changes)) st.devices.markChanged(deviceId);
       }

@@ -17,7 +17,7 @@ describe('DeviceStates', () => {
     ]);
     states.committed();
     expect(keys(states)).toEqual([]);
-    expect(states.devices.get('band-2')).toEqual({ residentId: 'res-2', state: { n: 7 } });
+    expect(states.get('band-2')).toEqual({ residentId: 'res-2', state: { n: 7 } });
   });
 
   it('starts a device given to another resident afresh', () => {
@@ -30,7 +30,7 @@ describe('DeviceStates', () => {
     const legacy = { devices: { 'band-1': { residentId: 'res-1', state: { n: 1 } }, 'band-2': { residentId: 'res-2', state: { n: 2 } }, broken: { state: {} } } };
     const states = new DeviceStates(restore, new Map<string, unknown>([['band-2', { residentId: 'res-2', state: { n: 20 } }]]), legacy);
     expect(keys(states)).toEqual(['band-1', 'band-2']);
-    expect(states.devices.get('band-2')!.state).toEqual({ n: 20 });
-    expect(states.devices.has('broken')).toBe(false);
+    expect(states.get('band-2')!.state).toEqual({ n: 20 });
+    expect(states.get('broken')).toBeUndefined();
   });
 });

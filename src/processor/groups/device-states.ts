@@ -12,8 +12,8 @@ export interface TrackedDevice<S> {
   state: S;
 }
 
-export class DeviceStates<S> {
-  readonly devices = new Map<string, TrackedDevice<S>>();
+export class DeviceStates<S> implements Iterable<[deviceId: string, TrackedDevice<S>]> {
+  private readonly devices = new Map<string, TrackedDevice<S>>();
   private changed = new Set<string>();
 
   /**
@@ -40,6 +40,14 @@ export class DeviceStates<S> {
     }
     this.changed.add(deviceId);
     return device;
+  }
+
+  get(deviceId: string): TrackedDevice<S> | undefined {
+    return this.devices.get(deviceId);
+  }
+
+  [Symbol.iterator](): Iterator<[string, TrackedDevice<S>]> {
+    return this.devices.entries();
   }
 
   /** Marks a device changed by a timer (its state moved without a reading). */

@@ -75,7 +75,7 @@ export class WarehouseGroup implements ConsumerGroup {
     if (!caughtUp || now - this.lastTick < TICK_EVERY_MS) return;
     this.lastTick = now;
     for (const st of this.partitions.values()) {
-      for (const [deviceId, device] of st.devices.devices) {
+      for (const [deviceId, device] of st.devices) {
         const out: Summaries = { sleep: [], days: [] };
         if (tickSummaries(device.state, await this.opts.timezoneOf(device.residentId), now, out)) st.devices.markChanged(deviceId);
         if (out.sleep.length + out.days.length > 0) {
@@ -98,7 +98,7 @@ export class WarehouseGroup implements ConsumerGroup {
     // Kept until loaded: a failed load leaves the rows for the retry, nothing is lost in between.
     st.buffer.splice(0, loaded);
     for (const deviceId of st.touched) {
-      const device = st.devices.devices.get(deviceId)!;
+      const device = st.devices.get(deviceId)!;
       const today = activitySoFar(device.state);
       if (today) st.days.set(`${deviceId}\n${today.day}`, activityRow(deviceId, device.residentId, today, false));
     }
