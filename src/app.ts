@@ -122,7 +122,7 @@ export async function startVigil(opts: VigilOptions): Promise<Vigil> {
         alertsRaised: g.counters?.alertsRaised ?? 0,
         sent: g.counters?.notificationsSent ?? 0,
         failed: g.counters?.notificationsFailed ?? 0,
-        heapUsedBytes: g.heapUsedBytes,
+        memory: g.memory,
       })),
     () => store.countOpenAlerts(),
   );

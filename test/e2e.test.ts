@@ -221,10 +221,13 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
     // and reports each group thread's own heap.
     await waitFor('partitions owned and group heaps reported', async () => {
       const text = (await api(base, 'GET', '/metrics')).body as string;
+      const gauge = (name: string, g: string) => Number(new RegExp(`^${name}\\{group="${g}"\\} (\\d+)$`, 'm').exec(text)?.[1]);
       return ['alerts', 'warehouse', 'archive'].every(
         (g) =>
-          new RegExp(`^vigil_group_partitions_owned\\{group="${g}"\\} 8$`, 'm').test(text) &&
-          Number(new RegExp(`^vigil_group_heap_used_bytes\\{group="${g}"\\} (\\d+)$`, 'm').exec(text)?.[1]) > 1e6,
+          gauge('vigil_group_partitions_owned', g) === 8 &&
+          gauge('vigil_group_heap_used_bytes', g) > 1e6 &&
+          gauge('vigil_group_heap_total_bytes', g) >= gauge('vigil_group_heap_used_bytes', g) &&
+          gauge('vigil_group_external_bytes', g) >= 0,
       );
     }, 10_000);
   });

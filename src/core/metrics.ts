@@ -1,5 +1,6 @@
 /** Prometheus metrics of the process (`GET /metrics`), one registry per Vigil instance. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ThreadMemory } from '../processor/group-protocol.js';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -66,7 +67,7 @@ export type Metrics = ReturnType<typeof createMetrics>;
 export function registerLiveGauges(
   metrics: Metrics,
   groupLag: () => { group: string; partition: number; lag: number; owned: boolean }[],
-  groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number; heapUsedBytes: number | null }[],
+  groupCounters: () => { group: string; handled: number; alertsRaised: number; sent: number; failed: number; memory: ThreadMemory | null }[],
   openAlerts: () => Promise<number>,
 ): void {
   const registers = [metrics.registry];
@@ -95,18 +96,25 @@ export function registerLiveGauges(
       for (const [group, n] of owned) this.set({ group }, n);
     },
   });
-  new Gauge({
-    // Each group runs in a worker thread with its own V8 heap, which the process's
-    // vigil_nodejs_heap_* (the main thread's) do not count.
-    name: 'vigil_group_heap_used_bytes',
-    help: 'V8 heap used by a group’s worker thread',
-    labelNames: ['group'] as const,
-    registers,
-    collect() {
-      this.reset();
-      for (const c of groupCounters()) if (c.heapUsedBytes !== null) this.set({ group: c.group }, c.heapUsedBytes);
-    },
-  });
+  // Each group runs in a worker thread with its own V8 heap, which the process's
+  // vigil_nodejs_heap_* and vigil_nodejs_external_memory_bytes (the main thread's) do not count.
+  const threadMemoryGauges: [string, string, keyof ThreadMemory][] = [
+    ['vigil_group_heap_used_bytes', 'V8 heap used by a group’s worker thread', 'heapUsedBytes'],
+    ['vigil_group_heap_total_bytes', 'V8 heap reserved for a group’s worker thread (what the process’s RSS sees)', 'heapTotalBytes'],
+    ['vigil_group_external_bytes', 'Memory held outside the V8 heap by a group thread’s objects (Buffers, ArrayBuffers)', 'externalBytes'],
+  ];
+  for (const [name, help, field] of threadMemoryGauges) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['group'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const c of groupCounters()) if (c.memory !== null) this.set({ group: c.group }, c.memory[field]);
+      },
+    });
+  }
   new Gauge({
     name: 'vigil_group_handled_records',
     help: 'Stream records handled by a group since its thread started',

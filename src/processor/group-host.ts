@@ -13,7 +13,7 @@ import { startWorker } from '../core/threads.js';
 import type { Position } from '../stream/types.js';
 import type { GroupStats } from './runtime.js';
 import type { GroupCounters, GroupName } from './groups/registry.js';
-import type { GroupReply, GroupRequest, GroupWorkerData } from './group-protocol.js';
+import type { GroupReply, GroupRequest, GroupWorkerData, ThreadMemory } from './group-protocol.js';
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
@@ -22,7 +22,7 @@ interface Hosted {
   worker: Worker | null;
   stats: GroupStats | null;
   counters: GroupCounters | null;
-  heapUsedBytes: number | null;
+  memory: ThreadMemory | null;
   ready: Promise<void>;
   stopping: boolean;
   restarts: number;
@@ -42,7 +42,7 @@ export class GroupHost {
   /** Starts the groups; resolves once each has opened its stream, store and sink. */
   async start(names: readonly GroupName[]): Promise<void> {
     for (const name of names) {
-      const hosted: Hosted = { name, worker: null, stats: null, counters: null, heapUsedBytes: null, ready: Promise.resolve(), stopping: false, restarts: 0 };
+      const hosted: Hosted = { name, worker: null, stats: null, counters: null, memory: null, ready: Promise.resolve(), stopping: false, restarts: 0 };
       this.groups.set(name, hosted);
       this.spawn(hosted);
     }
@@ -65,7 +65,7 @@ export class GroupHost {
           case 'stats':
             hosted.stats = msg.stats;
             hosted.counters = msg.counters;
-            hosted.heapUsedBytes = msg.heapUsedBytes;
+            hosted.memory = msg.memory;
             break;
           case 'reply': {
             const p = this.pending.get(msg.id);
@@ -119,8 +119,8 @@ export class GroupHost {
     return this.groups.has(name);
   }
 
-  stats(): { name: GroupName; running: boolean; stats: GroupStats | null; counters: GroupCounters | null; heapUsedBytes: number | null }[] {
-    return [...this.groups.values()].map((g) => ({ name: g.name, running: g.worker !== null, stats: g.stats, counters: g.counters, heapUsedBytes: g.heapUsedBytes }));
+  stats(): { name: GroupName; running: boolean; stats: GroupStats | null; counters: GroupCounters | null; memory: ThreadMemory | null }[] {
+    return [...this.groups.values()].map((g) => ({ name: g.name, running: g.worker !== null, stats: g.stats, counters: g.counters, memory: g.memory }));
   }
 
   /** Each group flushes, checkpoints and releases its leases before its thread ends. */

@@ -15,10 +15,20 @@ export type GroupRequest =
   | { type: 'rewind'; id: number; position: Position }
   | { type: 'query'; id: number; method: string; args: unknown };
 
+/**
+ * A worker thread's own V8 heap (each thread has one; RSS is the process's): bytes in use,
+ * bytes V8 has reserved for it (what RSS sees), and memory held outside the heap by its objects
+ * (Buffers, ArrayBuffers).
+ */
+export interface ThreadMemory {
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+}
+
 export type GroupReply =
   | { type: 'ready' }
   | { type: 'failed'; error: string }
-  /** `heapUsedBytes`: the thread's own V8 heap (each worker thread has one; RSS is the process's). */
-  | { type: 'stats'; stats: GroupStats; counters: GroupCounters; heapUsedBytes: number }
+  | { type: 'stats'; stats: GroupStats; counters: GroupCounters; memory: ThreadMemory }
   | { type: 'reply'; id: number; result?: unknown; error?: string }
   | { type: 'stopped' };

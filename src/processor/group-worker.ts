@@ -34,7 +34,11 @@ try {
   });
   runtime.start();
   for (const service of built.services ?? []) await service.start();
-  const report = () => post({ type: 'stats', stats: runtime.stats(), counters: built.counters, heapUsedBytes: getHeapStatistics().used_heap_size });
+  const report = () => {
+    const heap = getHeapStatistics();
+    const memory = { heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size, externalBytes: heap.external_memory };
+    post({ type: 'stats', stats: runtime.stats(), counters: built.counters, memory });
+  };
   const statsTimer = setInterval(report, 1000);
 
   port.on('message', async (msg: GroupRequest) => {

@@ -23,7 +23,7 @@ import { REPO_ROOT } from '../../bench/lib/bare-server.js';
 import { startVigilProcess } from '../../bench/lib/vigil-process.js';
 import { archivedKeys, warehouseCounts } from './stored.js';
 import { measureCapacity } from './capacity.js';
-import { GROUPS, groupLag, medianSlope, slope, startSampler } from './sampler.js';
+import { GROUPS, MEMORY_PARTS, groupLag, medianSlope, slope, startSampler } from './sampler.js';
 
 const env = process.env;
 const MINUTES = Number(env.VIGIL_SOAK_MINUTES ?? 60);
@@ -142,11 +142,10 @@ describe('soak: an hour at half of capacity', () => {
           slopeLastTwoThirdsMBPerHour: +rssSlopePerHour.toFixed(1),
           leastSquaresSlopeLastTwoThirdsMBPerHour: +rssLeastSquaresPerHour.toFixed(1),
         },
-        // What the RSS slope is made of: the V8 heaps (main thread, group threads) and the rest (native).
-        heapSlopeLastTwoThirdsMBPerHour: {
-          main: +(medianSlope(window.map((s) => s.t), window.map((s) => s.heapMainMB)) * 3600).toFixed(1),
-          groups: +(medianSlope(window.map((s) => s.t), window.map((s) => s.heapGroupsMB)) * 3600).toFixed(1),
-        },
+        // What the RSS slope is made of: the V8 heaps (main thread, group threads), what their objects hold outside them, and the rest (native).
+        memorySlopeLastTwoThirdsMBPerHour: Object.fromEntries(
+          MEMORY_PARTS.map((p) => [p, +(medianSlope(window.map((s) => s.t), window.map((s) => s.memory[p])) * 3600).toFixed(1)]),
+        ),
         maxLagSeconds: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g).toFixed(2)])),
         maxLagSecondsLastMinute: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g, loadEndedAt - 60).toFixed(2)])),
         maxLagRecords: Object.fromEntries(GROUPS.map((g) => [g, Math.max(...during.map((s) => s.lag[g] || 0))])),

@@ -24,9 +24,38 @@ export interface Sample {
   lag: Record<(typeof GROUPS)[number], number>;
   dataMB: number;
   diskFreeGB: number;
-  /** V8 heap used: the main thread's, and the group threads' summed (RSS minus these is native: DuckDB, SQLite, buffers). */
-  heapMainMB: number;
-  heapGroupsMB: number;
+  memory: MemoryParts;
+}
+
+/**
+ * What the RSS is made of, MB: each V8 heap (the main thread's, the group threads' summed) as
+ * used and as reserved (what RSS sees), the memory their objects hold outside the heap
+ * (Buffers, ArrayBuffers), and the rest: native memory of DuckDB, SQLite, the allocator.
+ */
+export interface MemoryParts {
+  heapMainUsed: number;
+  heapMainTotal: number;
+  externalMain: number;
+  heapGroupsUsed: number;
+  heapGroupsTotal: number;
+  externalGroups: number;
+  /** RSS minus the reserved heaps and the external memory. */
+  native: number;
+}
+
+export const MEMORY_PARTS: (keyof MemoryParts)[] = ['heapMainUsed', 'heapMainTotal', 'externalMain', 'heapGroupsUsed', 'heapGroupsTotal', 'externalGroups', 'native'];
+
+function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
+  const mb = (name: string) => (metrics.get(name) ?? NaN) / 1e6;
+  const parts = {
+    heapMainUsed: mb('vigil_nodejs_heap_size_used_bytes'),
+    heapMainTotal: mb('vigil_nodejs_heap_size_total_bytes'),
+    externalMain: mb('vigil_nodejs_external_memory_bytes'),
+    heapGroupsUsed: mb('vigil_group_heap_used_bytes'),
+    heapGroupsTotal: mb('vigil_group_heap_total_bytes'),
+    externalGroups: mb('vigil_group_external_bytes'),
+  };
+  return { ...parts, native: rssMB - parts.heapMainTotal - parts.externalMain - parts.heapGroupsTotal - parts.externalGroups };
 }
 
 export interface SamplerOptions {
@@ -78,7 +107,7 @@ export async function groupLag(url: string, adminKey: string): Promise<Record<(t
 /** Starts sampling at once and every `everyMs`; `stop()` ends it and returns every sample. */
 export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Promise<Sample[]> } {
   const samples: Sample[] = [];
-  writeFileSync(o.csvFile, 't_s,rss_mb,vigil_cpu_pct,simulator_cpu_pct,other_cpu_pct,accepted,lag_alerts,lag_warehouse,lag_archive,data_mb,disk_free_gb,heap_main_mb,heap_groups_mb\n');
+  writeFileSync(o.csvFile, `t_s,rss_mb,vigil_cpu_pct,simulator_cpu_pct,other_cpu_pct,accepted,lag_alerts,lag_warehouse,lag_archive,data_mb,disk_free_gb,${MEMORY_PARTS.map((p) => `${p}_mb`).join(',')}\n`);
   const t0 = performance.now();
   let prev = { wall: t0, vigil: cpuSeconds(o.vigilPid) ?? 0, sim: cpuSeconds(o.simulatorPid) ?? 0, machine: machineBusySeconds() ?? 0 };
   const take = async () => {
@@ -90,9 +119,10 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
     const pct = (d: number) => (now - prev.wall < 1000 ? NaN : (d / ((now - prev.wall) / 1000)) * 100);
     const [metrics, lag] = await Promise.all([scrape(o.vigilUrl), groupLag(o.vigilUrl, o.adminKey)]);
     const fs = statfsSync(o.dataDir);
+    const rssMB = (memoryOf(o.vigilPid)?.rss ?? NaN) / 1e6;
     const s: Sample = {
       t: Math.round((now - t0) / 1000),
-      rssMB: (memoryOf(o.vigilPid)?.rss ?? NaN) / 1e6,
+      rssMB,
       vigilCpu: pct(vigil - prev.vigil),
       simulatorCpu: pct(sim - prev.sim),
       // Our own process (vitest worker) is in here too: it only samples, a few % at most.
@@ -101,13 +131,12 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
       lag,
       dataMB: duMB(o.dataDir),
       diskFreeGB: (fs.bavail * fs.bsize) / 1e9,
-      heapMainMB: (metrics.get('vigil_nodejs_heap_size_used_bytes') ?? NaN) / 1e6,
-      heapGroupsMB: (metrics.get('vigil_group_heap_used_bytes') ?? NaN) / 1e6,
+      memory: memoryParts(rssMB, metrics),
     };
     prev = { wall: now, vigil, sim, machine };
     samples.push(s);
     const f = (n: number, d = 1) => n.toFixed(d);
-    appendFileSync(o.csvFile, [s.t, f(s.rssMB), f(s.vigilCpu), f(s.simulatorCpu), f(s.otherCpu), s.accepted, s.lag.alerts, s.lag.warehouse, s.lag.archive, f(s.dataMB), f(s.diskFreeGB), f(s.heapMainMB), f(s.heapGroupsMB)].join(',') + '\n');
+    appendFileSync(o.csvFile, [s.t, f(s.rssMB), f(s.vigilCpu), f(s.simulatorCpu), f(s.otherCpu), s.accepted, s.lag.alerts, s.lag.warehouse, s.lag.archive, f(s.dataMB), f(s.diskFreeGB), ...MEMORY_PARTS.map((p) => f(s.memory[p]))].join(',') + '\n');
   };
   // A sample that fails (a scrape timing out under load) is skipped, not fatal: the next one counts.
   let busy: Promise<void> = take().catch(() => undefined);
