@@ -228,7 +228,7 @@ describe.each(engines)('pipeline end to end on $name', ({ setup, embedded }) => 
           gauge('vigil_group_heap_used_bytes', g) > 1e6 &&
           gauge('vigil_group_heap_total_bytes', g) >= gauge('vigil_group_heap_used_bytes', g) &&
           gauge('vigil_group_external_bytes', g) >= 0,
-      );
+      ) && gauge('vigil_group_sink_memory_bytes', 'warehouse') > 0;
     }, 10_000);
   });
 });

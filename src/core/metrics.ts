@@ -97,11 +97,13 @@ export function registerLiveGauges(
     },
   });
   // Each group runs in a worker thread with its own V8 heap, which the process's
-  // vigil_nodejs_heap_* and vigil_nodejs_external_memory_bytes (the main thread's) do not count.
+  // vigil_nodejs_heap_* and vigil_nodejs_external_memory_bytes (the main thread's) do not count;
+  // a group without a figure (no embedded sink, or not reported yet) has no series.
   const threadMemoryGauges: [string, string, keyof ThreadMemory][] = [
     ['vigil_group_heap_used_bytes', 'V8 heap used by a group’s worker thread', 'heapUsedBytes'],
     ['vigil_group_heap_total_bytes', 'V8 heap reserved for a group’s worker thread (what the process’s RSS sees)', 'heapTotalBytes'],
     ['vigil_group_external_bytes', 'Memory held outside the V8 heap by a group thread’s objects (Buffers, ArrayBuffers)', 'externalBytes'],
+    ['vigil_group_sink_memory_bytes', 'Memory a group’s embedded sink engine holds by its own count (DuckDB for the warehouse)', 'sinkBytes'],
   ];
   for (const [name, help, field] of threadMemoryGauges) {
     new Gauge({
@@ -111,7 +113,10 @@ export function registerLiveGauges(
       registers,
       collect() {
         this.reset();
-        for (const c of groupCounters()) if (c.memory !== null) this.set({ group: c.group }, c.memory[field]);
+        for (const c of groupCounters()) {
+          const bytes = c.memory?.[field];
+          if (bytes != null) this.set({ group: c.group }, bytes);
+        }
       },
     });
   }

@@ -18,12 +18,14 @@ export type GroupRequest =
 /**
  * A worker thread's own V8 heap (each thread has one; RSS is the process's): bytes in use,
  * bytes V8 has reserved for it (what RSS sees), and memory held outside the heap by its objects
- * (Buffers, ArrayBuffers).
+ * (Buffers, ArrayBuffers); and what its sink engine holds natively.
  */
 export interface ThreadMemory {
   heapUsedBytes: number;
   heapTotalBytes: number;
   externalBytes: number;
+  /** The sink engine's own count of what it holds (DuckDB's `duckdb_memory()`), null when it keeps none. */
+  sinkBytes: number | null;
 }
 
 export type GroupReply =

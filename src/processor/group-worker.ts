@@ -34,12 +34,19 @@ try {
   });
   runtime.start();
   for (const service of built.services ?? []) await service.start();
+  // The sink's count is a query: taken beside each report, which sends the last one, so a report
+  // stays synchronous (a rewind's reply must follow its stats).
+  let sinkBytes: number | null = null;
+  const countSink = () => built.sinkMemoryBytes?.().then((n) => (sinkBytes = n), () => undefined);
   const report = () => {
     const heap = getHeapStatistics();
-    const memory = { heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size, externalBytes: heap.external_memory };
+    const memory = { heapUsedBytes: heap.used_heap_size, heapTotalBytes: heap.total_heap_size, externalBytes: heap.external_memory, sinkBytes };
     post({ type: 'stats', stats: runtime.stats(), counters: built.counters, memory });
   };
-  const statsTimer = setInterval(report, 1000);
+  const statsTimer = setInterval(() => {
+    report();
+    void countSink();
+  }, 1000);
 
   port.on('message', async (msg: GroupRequest) => {
     if (msg.type === 'stop') {

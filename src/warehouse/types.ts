@@ -129,6 +129,8 @@ export interface Warehouse {
    * PostgreSQL on vacuum), and backups or replicas keep them until they are rotated.
    */
   eraseResident(residentId: string): Promise<{ readings: number; sleepSessions: number; dailyActivity: number }>;
+  /** Memory the engine holds in this process by its own count (an embedded engine), for monitoring; absent for a server. */
+  memoryBytes?(): Promise<number>;
   close(): Promise<void>;
 }
 

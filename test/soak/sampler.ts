@@ -41,9 +41,11 @@ export interface MemoryParts {
   externalGroups: number;
   /** RSS minus the reserved heaps and the external memory. */
   native: number;
+  /** The part of `native` DuckDB counts as its own (the warehouse's buffer manager). */
+  duckdb: number;
 }
 
-export const MEMORY_PARTS: (keyof MemoryParts)[] = ['heapMainUsed', 'heapMainTotal', 'externalMain', 'heapGroupsUsed', 'heapGroupsTotal', 'externalGroups', 'native'];
+export const MEMORY_PARTS: (keyof MemoryParts)[] = ['heapMainUsed', 'heapMainTotal', 'externalMain', 'heapGroupsUsed', 'heapGroupsTotal', 'externalGroups', 'native', 'duckdb'];
 
 function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
   const mb = (name: string) => (metrics.get(name) ?? NaN) / 1e6;
@@ -55,7 +57,8 @@ function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
     heapGroupsTotal: mb('vigil_group_heap_total_bytes'),
     externalGroups: mb('vigil_group_external_bytes'),
   };
-  return { ...parts, native: rssMB - parts.heapMainTotal - parts.externalMain - parts.heapGroupsTotal - parts.externalGroups };
+  const native = rssMB - parts.heapMainTotal - parts.externalMain - parts.heapGroupsTotal - parts.externalGroups;
+  return { ...parts, native, duckdb: mb('vigil_group_sink_memory_bytes') };
 }
 
 export interface SamplerOptions {

@@ -22,6 +22,8 @@ export interface BuiltGroup {
   /** Started after the group, stopped before it. */
   services?: { start(): Promise<void>; stop(): Promise<void> }[];
   counters: GroupCounters;
+  /** Memory the group's sink engine holds in this thread by its own count, when it keeps one (embedded DuckDB). */
+  sinkMemoryBytes?: () => Promise<number>;
 }
 
 export async function buildGroup(name: GroupName, config: Config, store: Store, log: Logger): Promise<BuiltGroup> {
@@ -72,6 +74,7 @@ export async function buildGroup(name: GroupName, config: Config, store: Store, 
           return fn(args as never);
         },
         counters,
+        sinkMemoryBytes: warehouse.memoryBytes?.bind(warehouse),
       };
     }
     case 'archive': {

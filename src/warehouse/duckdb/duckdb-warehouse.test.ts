@@ -73,4 +73,25 @@ describe('DuckDbWarehouse memory', () => {
       await wh.close();
     }
   });
+
+  it('counts what DuckDB holds (memoryBytes, for vigil_group_sink_memory_bytes), which grows as rows are loaded', async () => {
+    const wh = await DuckDbWarehouse.open(join(root, 'counted'), { memoryMB: 200 });
+    try {
+      const before = await wh.memoryBytes();
+      const t0 = Date.parse('2026-11-01T00:00:00Z');
+      for (let batch = 0; batch < 10; batch++) {
+        const rows = Array.from({ length: 1000 }, (_, i) => {
+          const seq = batch * 1000 + i;
+          return { deviceId: `band-${seq % 50}`, seq, residentId: `res-${seq % 50}`, ts: t0 + seq * 1000, receivedAt: t0 + seq * 1000, hr: 60 + (seq % 40) };
+        });
+        await wh.load(rows);
+      }
+      const after = await wh.memoryBytes();
+      // A fresh file holds nothing in memory yet: 0 is a valid count there.
+      expect(before).toBeGreaterThanOrEqual(0);
+      expect(after).toBeGreaterThan(before);
+    } finally {
+      await wh.close();
+    }
+  });
 });

@@ -500,6 +500,12 @@ export class DuckDbWarehouse implements Warehouse {
     return reader.getRowObjectsJS().map(toVitalsRow);
   }
 
+  /** DuckDB's buffer manager and allocations it tracks: its cache of the file's blocks, indexes, temp tables. */
+  async memoryBytes(): Promise<number> {
+    const reader = await this.reader.runAndReadAll('SELECT sum(memory_usage_bytes) FROM duckdb_memory()');
+    return Number(reader.getColumns()[0][0]);
+  }
+
   async close(): Promise<void> {
     await this.writing;
     this.reader.closeSync();
