@@ -19,8 +19,14 @@
  */
 import type { Reading } from '../core/reading.js';
 
-/** A reading with the resident its device was assigned to when it was accepted. */
-export type WarehouseReading = Reading & { residentId: string };
+/** Of an accelerometer burst the warehouse keeps the rate and the sample count; the archive keeps the samples. */
+export interface AccelerometerSummary {
+  hz: number;
+  sampleCount: number;
+}
+
+/** A reading as the warehouse stores it: with the resident its device was assigned to when it was accepted, its burst summarized. */
+export type WarehouseReading = Omit<Reading, 'acc'> & { residentId: string; acc?: AccelerometerSummary };
 
 /** One stored reading. Measurements the device did not send are null. */
 export interface ReadingRow {

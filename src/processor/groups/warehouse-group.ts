@@ -6,6 +6,7 @@
  * which the warehouse ignores on (deviceId, seq), and recompute the same summaries from the
  * restored state, which replace their rows.
  */
+import type { Reading } from '../../core/reading.js';
 import type { StreamRecord } from '../../stream/types.js';
 import { decodeRecord } from '../../stream/types.js';
 import type { DailyActivity } from '../../detectors/activity/daily-activity.js';
@@ -60,9 +61,7 @@ export class WarehouseGroup implements ConsumerGroup {
       const readings = batch.readings.length > 1 ? batch.readings.slice().sort((a, b) => a.seq - b.seq) : batch.readings;
       for (const reading of readings) {
         summarizeReading(device.state, reading, timezone, out);
-        // Freshly parsed, so ours to extend in place rather than copy.
-        (reading as WarehouseReading).residentId = batch.residentId;
-        st.buffer.push(reading as WarehouseReading);
+        st.buffer.push(forWarehouse(reading, batch.residentId));
       }
       this.collect(st, batch.deviceId, device.residentId, out);
       st.touched.add(batch.deviceId);
@@ -147,3 +146,13 @@ const activityRow = (deviceId: string, residentId: string, d: DailyActivity, fin
   wornMinutes: d.wornMinutes,
   final,
 });
+
+/**
+ * What the buffer keeps of a reading until the flush: the burst's samples summarized to their
+ * count. They are most of a parsed reading (125 [x, y, z] arrays at 25 Hz, ~8 KB of heap), and
+ * a buffer holds up to `flushEveryRecords` records of every owned partition.
+ */
+function forWarehouse(reading: Reading, residentId: string): WarehouseReading {
+  const { acc, ...rest } = reading;
+  return { ...rest, residentId, acc: acc && { hz: acc.hz, sampleCount: acc.samples.length } };
+}

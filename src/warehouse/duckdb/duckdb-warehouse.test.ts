@@ -11,14 +11,21 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 warehouseConformance('duckdb', (storage) => DuckDbWarehouse.open(join(root, storage)));
 
-describe('DuckDbWarehouse on a file from before the replaced tables lost their keys', () => {
-  it('rebuilds vitals_1m, sleep_sessions and daily_activity without key or index, keeping their rows; readings keep theirs', async () => {
+describe('DuckDbWarehouse on a file from before its tables lost their keys', () => {
+  it('rebuilds readings, vitals_1m, sleep_sessions and daily_activity without key or index, keeping their rows and their dedupe', async () => {
     const dir = join(root, 'keyed');
     mkdirSync(dir);
-    // The schema of the earlier version: keys on the replaced tables, and an index on resident_id.
+    // The schema of earlier versions: keys on every table, and indexes on resident_id.
     const old = await DuckDBInstance.create(join(dir, 'warehouse.duckdb'));
     const db = await old.connect();
     await db.run(`
+      CREATE TABLE readings (device_id VARCHAR NOT NULL, seq BIGINT NOT NULL, resident_id VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+        received_at TIMESTAMP NOT NULL, hr DOUBLE, spo2 DOUBLE, skin_temp DOUBLE, steps INTEGER, battery DOUBLE, worn BOOLEAN,
+        charging BOOLEAN, events VARCHAR[], lat DOUBLE, lon DOUBLE, accuracy_m DOUBLE, acc_hz DOUBLE, acc_samples INTEGER,
+        flags VARCHAR[], PRIMARY KEY (device_id, seq));
+      INSERT INTO readings (device_id, seq, resident_id, ts, received_at, hr)
+        SELECT 'band-1', i, 'res-1', TIMESTAMP '2026-11-01 08:00:00' + to_seconds(i * 20), TIMESTAMP '2026-11-01 08:00:01' + to_seconds(i * 20), 60 + i
+        FROM range(3) t(i);
       CREATE TABLE vitals_1m (resident_id VARCHAR NOT NULL, minute TIMESTAMP NOT NULL, hr_avg DOUBLE, hr_min DOUBLE, hr_max DOUBLE,
         hr_count BIGINT NOT NULL, spo2_avg DOUBLE, spo2_min DOUBLE, spo2_count BIGINT NOT NULL, skin_temp_avg DOUBLE,
         skin_temp_count BIGINT NOT NULL, steps BIGINT, readings BIGINT NOT NULL, PRIMARY KEY (resident_id, minute));
@@ -46,15 +53,19 @@ describe('DuckDbWarehouse on a file from before the replaced tables lost their k
       // A save replaces the day's row, as the key did.
       await wh.saveInsights({ sleep: [], activity: [{ deviceId: 'band-1', residentId: 'res-1', day: '2026-11-01', steps: 5000, activeMinutes: 40, longestSedentaryMin: 80, wornMinutes: 950, final: true }] });
       expect(await wh.dailyActivity(days)).toMatchObject([{ steps: 5000 }]);
+      // The readings stay, and a replay of one of them (same device, seq and ts) is still skipped.
+      const stored = await wh.readings({ residentId: 'res-1', from: T, to: T + 60_000, limit: 10 });
+      expect(stored.map((r) => [r.seq, r.hr])).toEqual([[0, 60], [1, 61], [2, 62]]);
+      expect(await wh.load([{ deviceId: 'band-1', seq: 1, residentId: 'res-1', ts: T + 20_000, receivedAt: T + 21_000, hr: 99 }])).toEqual({ inserted: 0 });
+      expect(await wh.load([{ deviceId: 'band-1', seq: 3, residentId: 'res-1', ts: T + 60_000, receivedAt: T + 61_000, hr: 63 }])).toEqual({ inserted: 1 });
     } finally {
       await wh.close();
     }
     const after = await DuckDBInstance.create(join(dir, 'warehouse.duckdb'));
     const check = await after.connect();
     const rows = async (sql: string) => (await check.runAndReadAll(sql)).getRowObjectsJS();
-    expect(await rows(`SELECT table_name, constraint_type FROM duckdb_constraints() WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY 1`)).toEqual([
-      { table_name: 'readings', constraint_type: 'PRIMARY KEY' },
-    ]);
+    expect(await rows(`SELECT table_name, constraint_type FROM duckdb_constraints() WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY 1`)).toEqual([]);
+    expect(await rows(`SELECT count(*)::INTEGER AS n FROM readings`)).toEqual([{ n: 4 }]);
     expect(await rows(`SELECT index_name FROM duckdb_indexes()`)).toEqual([]);
     check.closeSync();
     after.closeSync();

@@ -6,8 +6,14 @@
  *   write, one `load` at a time, each in a single transaction: readings, the minute vitals they
  *   touch and the staging table change together or not at all.
  * - `readings` holds at most one row per (device_id, seq): the first version stored wins.
- *   Raw accelerometer samples are never stored (the archive keeps them), only acc_hz and
- *   acc_samples (their count).
+ *   A load skips the staged rows whose (device_id, seq) is already stored with a ts inside the
+ *   load's span, and keeps one of each (device_id, seq) within the load. That suffices because
+ *   every copy of a reading the warehouse receives has the same ts: ingest drops a re-sent
+ *   (deviceId, seq), so copies come only from replays of the stream, whose records never
+ *   change. (The one gap: on Kinesis, two processes appending one device at the same moment
+ *   may both pass dedupe, and if the phone's ts was over 5 minutes ahead, each copy has its
+ *   own receive time as ts and both are stored.) Raw accelerometer samples are never stored (the archive keeps them), only acc_hz
+ *   and acc_samples (their count).
  * - Timestamps are `TIMESTAMP` columns holding UTC. Not `TIMESTAMPTZ`: date_trunc and
  *   time_bucket on TIMESTAMPTZ follow the session TimeZone setting, which would move the
  *   minute and day boundaries with the machine's zone.
@@ -19,16 +25,19 @@
  * - `sleep_sessions` (key (device_id, night)) and `daily_activity` (key (device_id, day)) hold
  *   the last version saved of each key; a `saveInsights` call is one transaction on the writer,
  *   taking its turn with the loads. Dates are `DATE`, times `TIMESTAMP` (UTC) as above.
- * - Only `readings` has an index (its primary key), and it only ever gets appends: the tables
- *   whose rows are replaced (`vitals_1m`, `sleep_sessions`, `daily_activity`) have no key
- *   constraint and no index, and their keys are kept unique by delete-then-insert in the
- *   writer's transaction. Why: DuckDB 1.4–1.5 replays index deletes from the WAL of a killed
- *   process into buffered index operations, and applying them crashed the next process that
- *   wrote (SIGSEGV in `BoundIndex::ApplyBufferedReplays`, about once per 130 restarts after a
- *   SIGKILL; duckdb/duckdb#23848, #25928). With no index deletes in the WAL there is nothing to
- *   replay wrongly. Files from before are converted at open (`dropReplacedKeys`); `eraseResident`,
- *   the one delete from `readings`, checkpoints right after so its index deletes never wait in
- *   the WAL.
+ * - No table has a key constraint or an index. Keys are kept unique by the writer: an
+ *   anti-join for `readings` (above), delete-then-insert in the writer's transaction for the
+ *   tables whose rows are replaced (`vitals_1m`, `sleep_sessions`, `daily_activity`). Why:
+ *   - DuckDB 1.4–1.5 replays index deletes from the WAL of a killed process into buffered index
+ *     operations, and applying them crashed the next process that wrote (SIGSEGV in
+ *     `BoundIndex::ApplyBufferedReplays`, about once per 130 restarts after a SIGKILL;
+ *     duckdb/duckdb#23848, #25928). With no index there is nothing to replay wrongly.
+ *   - An index on `readings` holds a key for every reading ever stored, in memory: ~18 MB more
+ *     per million readings (docs/reliability.md), with nothing in DuckDB 1.5 documented to
+ *     evict it. The
+ *     anti-join reads only the row groups whose ts min/max overlap the load's span, as the
+ *     minute recompute already does.
+ *   Files from before are rebuilt without their keys and indexes at open (`dropKeys`).
  * - `eraseResident` deletes the resident's rows from all four tables in one transaction on the
  *   writer, queued with the loads and saves: a load either committed before it (its rows are
  *   erased) or starts after it (its rows stay, with their minutes recomputed from what is left).
@@ -85,8 +94,7 @@ const TABLES: Record<string, string> = {
   accuracy_m DOUBLE,
   acc_hz DOUBLE,
   acc_samples INTEGER,
-  flags VARCHAR[],
-  PRIMARY KEY (device_id, seq)
+  flags VARCHAR[]
 `,
   vitals_1m: `
   resident_id VARCHAR NOT NULL,
@@ -128,11 +136,12 @@ const TABLES: Record<string, string> = {
 };
 const SCHEMA = Object.entries(TABLES).map(([name, columns]) => `CREATE TABLE IF NOT EXISTS ${name} (${columns});`).join('\n');
 
-/** Tables whose rows are replaced: created with keys and indexes before, rebuilt without them at open. */
-const REPLACED_TABLES = ['vitals_1m', 'sleep_sessions', 'daily_activity'];
+/** Tables made with a key constraint or an index by earlier versions: rebuilt without at open. */
 const KEYED_TABLES = `
-SELECT DISTINCT table_name FROM duckdb_constraints()
-WHERE schema_name = 'main' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND list_contains($tables, table_name)`;
+SELECT table_name FROM duckdb_constraints()
+WHERE schema_name = 'main' AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND list_contains($tables, table_name)
+UNION
+SELECT table_name FROM duckdb_indexes() WHERE schema_name = 'main' AND list_contains($tables, table_name)`;
 
 /**
  * Staging mirrors the readings row, but numbers (seq and the epoch-ms times too) are DOUBLE:
@@ -164,21 +173,27 @@ const STAGING_COLUMNS = [
 const STAGING_TYPES = STAGING_COLUMNS.map(([, type]) => type);
 const STAGING_SCHEMA = `CREATE TEMP TABLE staging (${STAGING_COLUMNS.map(([name, type]) => `${name} ${type}`).join(', ')})`;
 
+/**
+ * The staged rows not yet stored (see the header), the first of each (device_id, seq) in the
+ * order they were staged. The ts range ($lo, $hi) spans every staged row, so a stored copy
+ * (same ts) is inside it, and it is a constant filter DuckDB checks against each row group's
+ * min/max, so the anti-join reads the recent row groups rather than the whole table.
+ */
 const INSERT_STAGED = `
-INSERT OR IGNORE INTO readings
+INSERT INTO readings
 SELECT device_id, CAST(seq AS BIGINT), resident_id,
   epoch_ms(CAST(ts_ms AS BIGINT)), epoch_ms(CAST(received_at_ms AS BIGINT)),
   hr, spo2, skin_temp, CAST(steps AS INTEGER), battery, worn, charging, events,
   lat, lon, accuracy_m, acc_hz, CAST(acc_samples AS INTEGER), flags
-FROM staging`;
+FROM staging s
+WHERE NOT EXISTS (
+  SELECT 1 FROM readings r
+  WHERE r.device_id = s.device_id AND r.seq = CAST(s.seq AS BIGINT) AND r.ts >= epoch_ms($lo) AND r.ts < epoch_ms($hi))
+QUALIFY row_number() OVER (PARTITION BY device_id, seq ORDER BY rowid) = 1`;
 
 const STAGED_MINUTES = `SELECT DISTINCT resident_id, date_trunc('minute', epoch_ms(CAST(ts_ms AS BIGINT))) AS minute FROM staging`;
 
-/**
- * The staged rows' minutes are deleted, then recomputed from everything stored. The ts range
- * ($lo, $hi) is a constant filter DuckDB checks against each row group's min/max, so a load
- * reads the recent row groups rather than the whole table.
- */
+/** The staged rows' minutes are deleted, then recomputed from everything stored, within ($lo, $hi) as above. */
 const DELETE_MINUTES = `
 DELETE FROM vitals_1m v USING (${STAGED_MINUTES}) t
 WHERE v.resident_id = t.resident_id AND v.minute = t.minute AND v.minute >= epoch_ms($lo) AND v.minute < epoch_ms($hi)`;
@@ -281,12 +296,14 @@ const ERASE_ACTIVITY = 'DELETE FROM daily_activity WHERE resident_id = $resident
 const MINUTE_MS = 60_000;
 
 /**
- * A file made before the replaced tables lost their keys (see the header) gets them rebuilt
- * without: same columns, same rows, no constraint and no index. Checkpointed at once, so the
- * WAL never holds these DDL statements next to row changes for a later replay.
+ * A file made by an earlier version gets its keyed or indexed tables rebuilt without (see the
+ * header): same columns, same rows, no constraint and no index. Checkpointed at once, so the
+ * WAL never holds these DDL statements next to row changes for a later replay. A one-time
+ * copy: a large `readings` takes a while (DuckDB copies millions of rows a second).
  */
-async function dropReplacedKeys(writer: DuckDBConnection): Promise<void> {
-  const keyed = (await writer.runAndReadAll(KEYED_TABLES, { tables: listValue(REPLACED_TABLES) }, { tables: LIST(VARCHAR) })).getColumns()[0] ?? [];
+async function dropKeys(writer: DuckDBConnection): Promise<void> {
+  const tables = listValue(Object.keys(TABLES));
+  const keyed = (await writer.runAndReadAll(KEYED_TABLES, { tables }, { tables: LIST(VARCHAR) })).getColumns()[0] ?? [];
   if (keyed.length === 0) return;
   await writer.run('BEGIN TRANSACTION');
   try {
@@ -320,7 +337,7 @@ export class DuckDbWarehouse implements Warehouse {
     const instance = await DuckDBInstance.create(join(dataDir, 'warehouse.duckdb'), opts.memoryMB ? { memory_limit: `${opts.memoryMB}MB` } : {});
     try {
       const writer = await instance.connect();
-      await dropReplacedKeys(writer);
+      await dropKeys(writer);
       await writer.run(SCHEMA);
       await writer.run(STAGING_SCHEMA);
       return new DuckDbWarehouse(instance, writer, await instance.connect());
@@ -346,9 +363,10 @@ export class DuckDbWarehouse implements Warehouse {
     await this.writer.run('BEGIN TRANSACTION');
     try {
       const span = await this.stage(rows);
-      const inserted = Number((await this.writer.runAndReadAll(INSERT_STAGED)).getColumns()[0][0]);
+      const inSpan = [{ lo: span.lo, hi: span.hi }, { lo: BIGINT, hi: BIGINT }] as const;
+      const inserted = Number((await this.writer.runAndReadAll(INSERT_STAGED, ...inSpan)).getColumns()[0][0]);
       if (inserted > 0) {
-        for (const sql of [DELETE_MINUTES, RECOMPUTE_MINUTES]) await this.writer.run(sql, { lo: span.lo, hi: span.hi }, { lo: BIGINT, hi: BIGINT });
+        for (const sql of [DELETE_MINUTES, RECOMPUTE_MINUTES]) await this.writer.run(sql, ...inSpan);
       }
       await this.writer.run('DELETE FROM staging');
       await this.writer.run('COMMIT');
@@ -462,8 +480,6 @@ export class DuckDbWarehouse implements Warehouse {
       const sleepSessions = await deleted(ERASE_SLEEP);
       const dailyActivity = await deleted(ERASE_ACTIVITY);
       await this.writer.run('COMMIT');
-      // The readings' index deletes go into the file now rather than wait in the WAL (see the header).
-      await this.writer.run('CHECKPOINT');
       return { readings, sleepSessions, dailyActivity };
     } catch (err) {
       await this.writer.run('ROLLBACK').catch(() => undefined);
@@ -537,7 +553,7 @@ function fillChunk(rows: WarehouseReading[], start: number, end: number): DuckDB
     v[14].setItem(i, r.location?.lon ?? null);
     v[15].setItem(i, r.location?.accuracyM ?? null);
     v[16].setItem(i, r.acc?.hz ?? null);
-    v[17].setItem(i, r.acc ? r.acc.samples.length : null);
+    v[17].setItem(i, r.acc?.sampleCount ?? null);
     v[18].setItem(i, r.flags ? listValue(r.flags) : null);
   }
   for (const vector of v) vector.flush();

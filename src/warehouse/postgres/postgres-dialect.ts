@@ -132,7 +132,7 @@ function copyLine(r: WarehouseReading): string {
     number(r.location?.lon),
     number(r.location?.accuracyM),
     number(r.acc?.hz),
-    number(r.acc?.samples.length),
+    number(r.acc?.sampleCount),
     list(r.flags),
   ].join('\t');
 }

@@ -105,7 +105,7 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
         charging: false,
         events: ['SOS', 'FALL'],
         location: { lat: 48.8566, lon: 2.3522, accuracyM: 15 },
-        acc: { hz: 25, samples: [[0, 0, 1], [0.1, 0, 0.9], [0, 0.2, 1.1]] },
+        acc: { hz: 25, sampleCount: 3 },
         flags: ['hr:out_of_range', 'ts:future'],
       });
       const bare = reading('band-a', 8, at(10, 0, 10));
@@ -682,7 +682,6 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
       const [wh] = await fresh();
       const devices = 50;
       const perDevice = 2000;
-      const burst: [number, number, number][] = Array.from({ length: 125 }, (_, i) => [0.01 * i, 0, 1]);
       const rows: WarehouseReading[] = [];
       // Time-major, as a stream delivers it: every band's reading for an instant, then the next.
       for (let s = 0; s < perDevice; s++) {
@@ -696,7 +695,7 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
               battery: 90,
               worn: true,
               charging: false,
-              acc: { hz: 25, samples: burst },
+              acc: { hz: 25, sampleCount: 125 },
               location: s % 10 === 0 ? { lat: 48.85, lon: 2.35, accuracyM: 20 } : undefined,
               events: s === 1000 && dev === 0 ? ['SOS'] : undefined,
             }),
