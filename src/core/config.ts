@@ -59,7 +59,7 @@ export const SETTINGS = {
     default: 512,
     min: 128,
     max: 1048576,
-    doc: 'Memory the embedded DuckDB warehouse may use (its cache of table blocks and indexes, query work); past it DuckDB evicts or spills. Its own default, 80% of RAM, lets the cache grow with the data.',
+    doc: 'Memory the embedded DuckDB warehouse may use (its cache of table blocks, query work); past it DuckDB evicts or spills. The cache fills up to it over hours, then stays there. Its own default, 80% of RAM, lets the cache grow with the data.',
   },
   'warehouse.postgresUrl': { kind: 'string', default: 'postgres://postgres@127.0.0.1:5432/vigil', doc: 'PostgreSQL connection URL of the warehouse (warehouse.backend postgres).' },
   'archive.backend': { kind: 'string', default: 'local', enum: ['local', 's3'], doc: 'Raw archive engine: a local directory or an S3-compatible object store.' },

@@ -12,8 +12,8 @@
  *   (deviceId, seq), so copies come only from replays of the stream, whose records never
  *   change. (The one gap: on Kinesis, two processes appending one device at the same moment
  *   may both pass dedupe, and if the phone's ts was over 5 minutes ahead, each copy has its
- *   own receive time as ts and both are stored.) Raw accelerometer samples are never stored (the archive keeps them), only acc_hz
- *   and acc_samples (their count).
+ *   own receive time as ts and both are stored.) Raw accelerometer samples are never stored
+ *   (the archive keeps them), only acc_hz and acc_samples (their count).
  * - Timestamps are `TIMESTAMP` columns holding UTC. Not `TIMESTAMPTZ`: date_trunc and
  *   time_bucket on TIMESTAMPTZ follow the session TimeZone setting, which would move the
  *   minute and day boundaries with the machine's zone.
@@ -32,11 +32,10 @@
  *     operations, and applying them crashed the next process that wrote (SIGSEGV in
  *     `BoundIndex::ApplyBufferedReplays`, about once per 130 restarts after a SIGKILL;
  *     duckdb/duckdb#23848, #25928). With no index there is nothing to replay wrongly.
- *   - An index on `readings` holds a key for every reading ever stored, in memory: ~18 MB more
- *     per million readings (docs/reliability.md), with nothing in DuckDB 1.5 documented to
- *     evict it. The
- *     anti-join reads only the row groups whose ts min/max overlap the load's span, as the
- *     minute recompute already does.
+ *   - An index on `readings` holds a key for every reading ever stored, in memory (the primary
+ *     key's grew 2 → 14 MB over the first 600k readings; docs/reliability.md), and nothing in
+ *     DuckDB 1.5 is documented to evict it. The anti-join reads only the row groups whose ts
+ *     min/max overlap the load's span, as the minute recompute already does.
  *   Files from before are rebuilt without their keys and indexes at open (`dropKeys`).
  * - `eraseResident` deletes the resident's rows from all four tables in one transaction on the
  *   writer, queued with the loads and saves: a load either committed before it (its rows are
@@ -298,8 +297,8 @@ const MINUTE_MS = 60_000;
 /**
  * A file made by an earlier version gets its keyed or indexed tables rebuilt without (see the
  * header): same columns, same rows, no constraint and no index. Checkpointed at once, so the
- * WAL never holds these DDL statements next to row changes for a later replay. A one-time
- * copy: a large `readings` takes a while (DuckDB copies millions of rows a second).
+ * WAL never holds these DDL statements next to row changes for a later replay. It copies the
+ * table once, so opening a file with a large `readings` the first time takes a while.
  */
 async function dropKeys(writer: DuckDBConnection): Promise<void> {
   const tables = listValue(Object.keys(TABLES));

@@ -708,6 +708,8 @@ export function warehouseConformance(name: string, open: OpenWarehouse): void {
       const seconds = (performance.now() - started) / 1000;
       console.log(`[warehouse ${name}] load: ${rows.length} rows in ${seconds.toFixed(2)} s = ${Math.round(rows.length / seconds)} rows/s (batches of 5000)`);
       expect(inserted).toBe(rows.length);
+      // Replays of the first batch, of one from the middle and of the last, once the table holds them all.
+      for (const from of [0, 50_000, rows.length - 5000]) expect(await wh.load(rows.slice(from, from + 5000))).toEqual({ inserted: 0 });
       const day = await wh.vitals({ residentId: 'res-band-7', from: Date.UTC(2024, 0, 15), to: Date.UTC(2024, 0, 16), step: '1d' });
       expect(day).toHaveLength(1);
       expect(day[0].readings).toBe(perDevice);
