@@ -76,7 +76,9 @@ describe('soak: an hour at half of capacity', () => {
       process.stdout.write(line + '\n');
       appendFileSync(join(OUT, 'report.txt'), line + '\n');
     };
-    for (const line of describeMachine()) log(`  ${line}`);
+    // Taken at the start: its `code` line must name what runs, not what the tree holds an hour later.
+    const machine = describeMachine();
+    for (const line of machine) log(`  ${line}`);
 
     let rate: number;
     if (FIXED_RATE !== null) {
@@ -141,7 +143,7 @@ describe('soak: an hour at half of capacity', () => {
       const rssLeastSquaresPerHour = slope(window.map((s) => s.t), window.map((s) => s.rssMB)) * 3600;
       const lagS = (g: (typeof GROUPS)[number], from = 0) => Math.max(...during.filter((s) => s.t >= from).map((s) => s.lag[g] || 0)) / rate;
       const summary = {
-        machine: describeMachine(),
+        machine,
         minutes: MINUTES,
         offeredReadingsPerSec: rate,
         devices,
