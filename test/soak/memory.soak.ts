@@ -137,9 +137,10 @@ describe('soak: an hour at half of capacity', () => {
       const window = during.filter((s) => s.t >= loadEndedAt / 3);
       const rssSlopePerHour = medianSlope(window.map((s) => s.t), window.map((s) => s.rssMB)) * 3600;
       // Samples with DuckDB's count (the warehouse thread reports it from its first second on).
-      const counted = window.filter((s) => Number.isFinite(s.memory.duckdb));
+      const hasDuckDbCount = (s: (typeof samples)[number]) => Number.isFinite(s.memory.duckdb);
+      const counted = window.filter(hasDuckDbCount);
       const uncappedSlopePerHour = medianSlope(counted.map((s) => s.t), counted.map((s) => s.rssMB - s.memory.duckdb)) * 3600;
-      const duckdbMaxMB = Math.max(...during.filter((s) => Number.isFinite(s.memory.duckdb)).map((s) => s.memory.duckdb));
+      const duckdbMaxMB = Math.max(...during.filter(hasDuckDbCount).map((s) => s.memory.duckdb));
       const rssLeastSquaresPerHour = slope(window.map((s) => s.t), window.map((s) => s.rssMB)) * 3600;
       const lagS = (g: (typeof GROUPS)[number], from = 0) => Math.max(...during.filter((s) => s.t >= from).map((s) => s.lag[g] || 0)) / rate;
       const summary = {

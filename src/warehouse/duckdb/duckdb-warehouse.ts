@@ -515,7 +515,7 @@ export class DuckDbWarehouse implements Warehouse {
     return reader.getRowObjectsJS().map(toVitalsRow);
   }
 
-  /** DuckDB's buffer manager and allocations it tracks: its cache of the file's blocks, indexes, temp tables. */
+  /** DuckDB's buffer manager and allocations it tracks: its cache of the file's blocks, the staging table, query work. */
   async memoryBytes(): Promise<number> {
     const reader = await this.reader.runAndReadAll('SELECT sum(memory_usage_bytes) FROM duckdb_memory()');
     return Number(reader.getColumns()[0][0]);
