@@ -5,6 +5,7 @@
  */
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig } from '../core/config.js';
+import { limitHeapGrowth } from '../core/heap-growth.js';
 import { acceptReadings } from '../ingest/accept-readings.js';
 import { compareSequences, type StreamProducer } from '../stream/types.js';
 import { GROUP_NAMES, type GroupName } from '../processor/groups/registry.js';
@@ -98,6 +99,7 @@ export interface Role {
 
 export async function runStart(flags: Record<string, string>, configFile?: string, role: Role = { api: true, groups: GROUP_NAMES }): Promise<void> {
   const config = loadConfig({ flags, file: configFile });
+  limitHeapGrowth(config.heapGrowingPercent);
   if (!role.api && config.simulate > 0) throw new ConfigError('--simulate needs the ingest: use it with `vigil start` or `vigil api`');
   const fleetHolder: FleetHolder = { fleet: null };
   const out = (line: string) => process.stdout.write(line + '\n');

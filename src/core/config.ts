@@ -37,6 +37,13 @@ export const SETTINGS = {
   adminKey: { kind: 'string', default: '', secret: true, doc: 'Admin API key. Empty: generated at first start, stored hashed, printed once.' },
   masterKey: { kind: 'string', default: '', secret: true, doc: "32-byte key (base64) that encrypts residents' and contacts' personal data; a comma-separated list during a rotation (the first encrypts, the others only decrypt). Empty: the key file `<dataDir>/keys.json`, created at first start (docs/security.md)." },
   statusIntervalMs: { kind: 'integer', default: 5000, min: 0, max: 3600000, doc: 'How often `vigil start` prints its one-line status (0 for never).' },
+  heapGrowingPercent: {
+    kind: 'integer',
+    default: 50,
+    min: 0,
+    max: 1000,
+    doc: "How far each V8 heap (the HTTP thread's, each group thread's) may grow past what its last full collection kept before collecting again, in %. V8's own choice (0) lets a busy heap grow to 2–4× its live objects, so the RSS follows the garbage rather than the data; 50 keeps it near 1.5× for a few % more collection work (docs/deploy.md).",
+  },
   'log.level': { kind: 'string', default: 'info', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level.' },
 
   'stream.backend': { kind: 'string', default: 'embedded', enum: ['embedded', 'nats', 'kinesis'], doc: 'Durable stream engine: embedded SQLite log, NATS JetStream, or AWS Kinesis.' },

@@ -27,7 +27,7 @@ import { REPO_ROOT } from '../../bench/lib/bare-server.js';
 import { startVigilProcess } from '../../bench/lib/vigil-process.js';
 import { archivedKeys, warehouseCounts } from './stored.js';
 import { measureCapacity } from './capacity.js';
-import { GROUPS, MEMORY_PARTS, groupLag, medianSlope, slope, startSampler } from './sampler.js';
+import { GROUPS, MEMORY_PARTS, groupLag, medianSlope, slope, startSampler, type Sample } from './sampler.js';
 
 const env = process.env;
 const MINUTES = Number(env.VIGIL_SOAK_MINUTES ?? 60);
@@ -68,6 +68,31 @@ function simulatorTotals(output: string): Record<string, number> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/**
+ * What the RSS is made of, window by window: the medians of each 5 minutes of load, and the
+ * group heaps' smallest "used" of the window (the heap just after a collection: their live set).
+ */
+function fiveMinuteMedians(samples: Sample[]) {
+  const windows = new Map<number, Sample[]>();
+  for (const s of samples) windows.set(Math.floor(s.t / 300), [...(windows.get(Math.floor(s.t / 300)) ?? []), s]);
+  return [...windows].map(([w, xs]) => {
+    const m = (f: (s: Sample) => number) => Math.round(median(xs.map(f)));
+    return {
+      minutes: `${w * 5}–${w * 5 + 5}`,
+      rss: m((s) => s.rssMB),
+      nativeLessDuckDb: m((s) => s.memory.native - s.memory.duckdb),
+      duckdb: m((s) => s.memory.duckdb),
+      heapMainTotal: m((s) => s.memory.heapMainTotal),
+      heapGroupsTotal: m((s) => s.memory.heapGroupsTotal),
+      heapGroupsUsedMin: Math.round(Math.min(...xs.map((s) => s.memory.heapGroupsUsed))),
+      heapAlertsTotal: m((s) => s.memory.heapAlertsTotal),
+      heapWarehouseTotal: m((s) => s.memory.heapWarehouseTotal),
+      heapArchiveTotal: m((s) => s.memory.heapArchiveTotal),
+      externalGroups: m((s) => s.memory.externalGroups),
+    };
+  });
+}
 
 describe('soak: an hour at half of capacity', () => {
   it(`holds memory flat and loses nothing over ${MINUTES} min`, async () => {
@@ -164,6 +189,7 @@ describe('soak: an hour at half of capacity', () => {
         memorySlopeLastTwoThirdsMBPerHour: Object.fromEntries(
           MEMORY_PARTS.map((p) => [p, +(medianSlope(window.map((s) => s.t), window.map((s) => s.memory[p])) * 3600).toFixed(1)]),
         ),
+        fiveMinuteMediansMB: fiveMinuteMedians(during),
         maxLagSeconds: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g).toFixed(2)])),
         maxLagSecondsLastMinute: Object.fromEntries(GROUPS.map((g) => [g, +lagS(g, loadEndedAt - 60).toFixed(2)])),
         maxLagRecords: Object.fromEntries(GROUPS.map((g) => [g, Math.max(...during.map((s) => s.lag[g] || 0))])),

@@ -43,9 +43,31 @@ export interface MemoryParts {
   native: number;
   /** The part of `native` DuckDB counts as its own (the warehouse's buffer manager). */
   duckdb: number;
+  /** Each group thread's heap, used and reserved (the summed figures above, split). */
+  heapAlertsUsed: number;
+  heapAlertsTotal: number;
+  heapWarehouseUsed: number;
+  heapWarehouseTotal: number;
+  heapArchiveUsed: number;
+  heapArchiveTotal: number;
 }
 
-export const MEMORY_PARTS: (keyof MemoryParts)[] = ['heapMainUsed', 'heapMainTotal', 'externalMain', 'heapGroupsUsed', 'heapGroupsTotal', 'externalGroups', 'native', 'duckdb'];
+export const MEMORY_PARTS: (keyof MemoryParts)[] = [
+  'heapMainUsed',
+  'heapMainTotal',
+  'externalMain',
+  'heapGroupsUsed',
+  'heapGroupsTotal',
+  'externalGroups',
+  'native',
+  'duckdb',
+  'heapAlertsUsed',
+  'heapAlertsTotal',
+  'heapWarehouseUsed',
+  'heapWarehouseTotal',
+  'heapArchiveUsed',
+  'heapArchiveTotal',
+];
 
 function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
   const mb = (name: string) => (metrics.get(name) ?? NaN) / 1e6;
@@ -58,7 +80,17 @@ function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
     externalGroups: mb('vigil_group_external_bytes'),
   };
   const native = rssMB - parts.heapMainTotal - parts.externalMain - parts.heapGroupsTotal - parts.externalGroups;
-  return { ...parts, native, duckdb: mb('vigil_group_sink_memory_bytes') };
+  return {
+    ...parts,
+    native,
+    duckdb: mb('vigil_group_sink_memory_bytes'),
+    heapAlertsUsed: mb('vigil_group_heap_used_bytes{group="alerts"}'),
+    heapAlertsTotal: mb('vigil_group_heap_total_bytes{group="alerts"}'),
+    heapWarehouseUsed: mb('vigil_group_heap_used_bytes{group="warehouse"}'),
+    heapWarehouseTotal: mb('vigil_group_heap_total_bytes{group="warehouse"}'),
+    heapArchiveUsed: mb('vigil_group_heap_used_bytes{group="archive"}'),
+    heapArchiveTotal: mb('vigil_group_heap_total_bytes{group="archive"}'),
+  };
 }
 
 export interface SamplerOptions {
@@ -93,8 +125,11 @@ async function scrape(url: string): Promise<Map<string, number>> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const m = /^([A-Za-z_:][\w:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m && !line.startsWith('#')) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
+    const m = /^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || line.startsWith('#')) continue;
+    // Each metric summed over its labels, and each labelled series as written (`name{labels}`).
+    out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[3]));
+    if (m[2]) out.set(m[1] + m[2], Number(m[3]));
   }
   return out;
 }

@@ -168,6 +168,33 @@ describe('archive group', () => {
     expect(await archive.list('')).toEqual([0, 4, 5].map((i) => `dt=2024-03-10/hour=23/part-2-${seqOf(i)}.ndjson.gz`).sort());
   });
 
+  it('keeps a closed object whose put failed and puts the same bytes at the next flush', async () => {
+    const archive = freshArchive();
+    const puts: { key: string; body: Buffer }[] = [];
+    let failNext = true;
+    const flaky: Archive = Object.assign(Object.create(archive) as Archive, {
+      async put(key: string, body: Buffer) {
+        puts.push({ key, body });
+        if (failNext) {
+          failNext = false;
+          throw new Error('archive unavailable');
+        }
+        await archive.put(key, body);
+      },
+    });
+    const group = new ArchiveGroup(flaky, { objectMaxRecords: 1000, flushEveryMs: 1000 });
+    await group.open(P, null);
+    const flushAt = (to: number) =>
+      group.flush(P, { checkpoint: { group: 'archive', partition: P, sequence: seqOf(to - 1), fence: { owner: 'test', epoch: 1 } }, async commit() {} });
+    await group.handle(P, stream.slice(0, 10));
+    await expect(flushAt(10)).rejects.toThrow(/unavailable/);
+    await group.handle(P, stream.slice(10, 15));
+    await flushAt(15);
+    expect(puts.map((p) => p.key)).toEqual([0, 0, 10].map((i) => `dt=2024-03-10/hour=23/part-2-${seqOf(i)}.ndjson.gz`));
+    expect(puts[1].body.equals(puts[0].body)).toBe(true);
+    expectExactlyOnce(await contents(archive), stream.slice(0, 15));
+  });
+
   it('drops unflushed objects on close', async () => {
     const archive = freshArchive();
     const group = new ArchiveGroup(archive, { objectMaxRecords: 2, flushEveryMs: 1000 });

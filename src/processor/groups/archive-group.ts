@@ -23,13 +23,13 @@
  *   next stored object of the hour, so it never swallows records archived by an earlier run.
  */
 import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { gunzip } from 'node:zlib';
 import type { Archive } from '../../archive/types.js';
 import { recordReadingTexts } from '../../stream/record-text.js';
 import { compareSequences, type Sequence, type StreamRecord } from '../../stream/types.js';
 import type { ConsumerGroup, FlushContext } from '../types.js';
+import { GzipText } from './gzip-text.js';
 
-const gzipAsync = promisify(gzip);
 const gunzipAsync = promisify(gunzip);
 
 export interface ArchiveGroupOptions {
@@ -43,7 +43,10 @@ interface PendingObject {
   key: string;
   /** `dt=…/hour=…/`: every record of the object was appended in this hour. */
   hour: string;
-  lines: string[];
+  /** The object's content so far, compressed as it comes (gzip-text.ts). */
+  body: GzipText;
+  /** Lines of the `handle` call in progress, written to `body` at its end (one zlib job per call). */
+  unwritten: string[];
   records: number;
   lastSeq: Sequence;
   /** Rewriting a stored object: its last sequence, where this one must end too. */
@@ -110,10 +113,11 @@ export class ArchiveGroup implements ConsumerGroup {
       const object = state.current;
       // Byte for byte what JSON.stringify({partition, sequence, appendedAt, residentId, reading}) gives.
       const prefix = `{"partition":${partition},"sequence":${JSON.stringify(record.sequence)},"appendedAt":${record.timestamp},"residentId":${JSON.stringify(batch.residentId)},"reading":`;
-      for (const reading of batch.readings) object.lines.push(`${prefix}${reading}}`);
+      for (const reading of batch.readings) object.unwritten.push(`${prefix}${reading}}`);
       object.records++;
       object.lastSeq = record.sequence;
     }
+    if (state.current) writeUnwritten(state.current);
   }
 
   async flush(partition: number, ctx: FlushContext): Promise<void> {
@@ -122,13 +126,15 @@ export class ArchiveGroup implements ConsumerGroup {
     // In order, one at a time: a crash then leaves a prefix of the objects stored, never a gap.
     while (state.closed.length > 0) {
       const object = state.closed[0];
-      await this.archive.put(object.key, await gzipAsync(`${object.lines.join('\n')}\n`));
+      await this.archive.put(object.key, await object.body.finish());
       state.closed.shift();
     }
     await ctx.commit(null);
   }
 
   async close(partition: number): Promise<void> {
+    const state = this.partitions.get(partition);
+    for (const object of [...(state?.closed ?? []), ...(state?.current ? [state.current] : [])]) object.body.discard();
     this.partitions.delete(partition);
   }
 
@@ -159,7 +165,8 @@ export class ArchiveGroup implements ConsumerGroup {
     return {
       key: `${hour}part-${partition}-${sequence}.ndjson.gz`,
       hour,
-      lines: [],
+      body: new GzipText(),
+      unwritten: [],
       records: 0,
       lastSeq: sequence,
       end: null,
@@ -195,11 +202,21 @@ async function rewriteOf(stored: StoredObject, body: Buffer, sequence: Sequence,
   stored.lastSeq = sequences[sequences.length - 1];
   if (compareSequences(sequence, stored.lastSeq) > 0) return null;
   const kept = sequences.findIndex((s) => compareSequences(s, sequence) >= 0);
-  return { key: stored.key, hour, lines: lines.slice(0, kept), records: 0, lastSeq: sequence, end: stored.lastSeq, before: null };
+  const rewritten = new GzipText();
+  rewritten.writeLines(lines.slice(0, kept));
+  return { key: stored.key, hour, body: rewritten, unwritten: [], records: 0, lastSeq: sequence, end: stored.lastSeq, before: null };
+}
+
+function writeUnwritten(object: PendingObject): void {
+  object.body.writeLines(object.unwritten);
+  object.unwritten = [];
 }
 
 function closeCurrent(state: PartitionState): void {
-  if (state.current) state.closed.push(state.current);
+  if (state.current) {
+    writeUnwritten(state.current);
+    state.closed.push(state.current);
+  }
   state.current = null;
 }
 
