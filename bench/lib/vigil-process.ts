@@ -105,14 +105,20 @@ export async function registerDevices(vigil: VigilProcess, count: number, prefix
 }
 
 /** `GET /metrics`, every series of a name summed: `vigil_stream_commit_requests_sum` → one number. */
-export async function scrapeMetrics(vigil: VigilProcess): Promise<Map<string, number>> {
-  const res = await fetch(`${vigil.url}/metrics`);
+/**
+ * Every sample of `/metrics`: each metric summed over its labels (`name`), and each labelled
+ * series as written (`name{labels}`).
+ */
+export async function scrapeMetrics(vigil: Pick<VigilProcess, 'url'>, opts: { timeoutMs?: number } = {}): Promise<Map<string, number>> {
+  const res = await fetch(`${vigil.url}/metrics`, opts.timeoutMs ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {});
   const text = await res.text();
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
-    const m = /^([A-Za-z_:][\w:]*)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (m) out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[2]));
+    const m = /^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[3]));
+    if (m[2]) out.set(m[1] + m[2], Number(m[3]));
   }
   return out;
 }

@@ -10,7 +10,7 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-/** 0 leaves V8's own heuristic. */
+/** `percent` is the setting's integer; 0 leaves V8's own heuristic. */
 export function limitHeapGrowth(percent: number): void {
-  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${Math.round(percent)}`);
+  if (percent > 0) setFlagsFromString(`--heap-growing-percent=${percent}`);
 }

@@ -75,7 +75,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  */
 function fiveMinuteMedians(samples: Sample[]) {
   const windows = new Map<number, Sample[]>();
-  for (const s of samples) windows.set(Math.floor(s.t / 300), [...(windows.get(Math.floor(s.t / 300)) ?? []), s]);
+  for (const s of samples) {
+    const w = Math.floor(s.t / 300);
+    let xs = windows.get(w);
+    if (!xs) windows.set(w, (xs = []));
+    xs.push(s);
+  }
   return [...windows].map(([w, xs]) => {
     const m = (f: (s: Sample) => number) => Math.round(median(xs.map(f)));
     return {

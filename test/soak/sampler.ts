@@ -7,6 +7,7 @@ import { appendFileSync, readdirSync, statfsSync, statSync, writeFileSync } from
 import { join } from 'node:path';
 import { cpuSeconds, memoryOf } from '../../bench/lib/children.js';
 import { machineBusySeconds } from '../../bench/lib/machine.js';
+import { scrapeMetrics } from '../../bench/lib/vigil-process.js';
 
 export const GROUPS = ['alerts', 'warehouse', 'archive'] as const;
 
@@ -71,6 +72,7 @@ export const MEMORY_PARTS: (keyof MemoryParts)[] = [
 
 function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
   const mb = (name: string) => (metrics.get(name) ?? NaN) / 1e6;
+  const groupMb = (name: string, group: (typeof GROUPS)[number]) => mb(`${name}{group="${group}"}`);
   const parts = {
     heapMainUsed: mb('vigil_nodejs_heap_size_used_bytes'),
     heapMainTotal: mb('vigil_nodejs_heap_size_total_bytes'),
@@ -84,12 +86,12 @@ function memoryParts(rssMB: number, metrics: Map<string, number>): MemoryParts {
     ...parts,
     native,
     duckdb: mb('vigil_group_sink_memory_bytes'),
-    heapAlertsUsed: mb('vigil_group_heap_used_bytes{group="alerts"}'),
-    heapAlertsTotal: mb('vigil_group_heap_total_bytes{group="alerts"}'),
-    heapWarehouseUsed: mb('vigil_group_heap_used_bytes{group="warehouse"}'),
-    heapWarehouseTotal: mb('vigil_group_heap_total_bytes{group="warehouse"}'),
-    heapArchiveUsed: mb('vigil_group_heap_used_bytes{group="archive"}'),
-    heapArchiveTotal: mb('vigil_group_heap_total_bytes{group="archive"}'),
+    heapAlertsUsed: groupMb('vigil_group_heap_used_bytes', 'alerts'),
+    heapAlertsTotal: groupMb('vigil_group_heap_total_bytes', 'alerts'),
+    heapWarehouseUsed: groupMb('vigil_group_heap_used_bytes', 'warehouse'),
+    heapWarehouseTotal: groupMb('vigil_group_heap_total_bytes', 'warehouse'),
+    heapArchiveUsed: groupMb('vigil_group_heap_used_bytes', 'archive'),
+    heapArchiveTotal: groupMb('vigil_group_heap_total_bytes', 'archive'),
   };
 }
 
@@ -121,19 +123,6 @@ function duMB(dir: string): number {
   return bytes / 1e6;
 }
 
-async function scrape(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    const m = /^([A-Za-z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || line.startsWith('#')) continue;
-    // Each metric summed over its labels, and each labelled series as written (`name{labels}`).
-    out.set(m[1], (out.get(m[1]) ?? 0) + Number(m[3]));
-    if (m[2]) out.set(m[1] + m[2], Number(m[3]));
-  }
-  return out;
-}
-
 export async function groupLag(url: string, adminKey: string): Promise<Record<(typeof GROUPS)[number], number>> {
   const res = await fetch(`${url}/v1/admin/groups`, { headers: { authorization: `Bearer ${adminKey}` }, signal: AbortSignal.timeout(5000) });
   const { groups } = (await res.json()) as { groups: { name: string; lag: number | null }[] };
@@ -155,7 +144,7 @@ export function startSampler(o: SamplerOptions): { samples: Sample[]; stop(): Pr
     const machine = machineBusySeconds() ?? prev.machine;
     // The first sample has no interval behind it: its CPU figures are NaN, not a division by ~0.
     const pct = (d: number) => (now - prev.wall < 1000 ? NaN : (d / ((now - prev.wall) / 1000)) * 100);
-    const [metrics, lag] = await Promise.all([scrape(o.vigilUrl), groupLag(o.vigilUrl, o.adminKey)]);
+    const [metrics, lag] = await Promise.all([scrapeMetrics({ url: o.vigilUrl }, { timeoutMs: 5000 }), groupLag(o.vigilUrl, o.adminKey)]);
     const fs = statfsSync(o.dataDir);
     const rssMB = (memoryOf(o.vigilPid)?.rss ?? NaN) / 1e6;
     const s: Sample = {

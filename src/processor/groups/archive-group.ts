@@ -134,7 +134,7 @@ export class ArchiveGroup implements ConsumerGroup {
 
   async close(partition: number): Promise<void> {
     const state = this.partitions.get(partition);
-    for (const object of [...(state?.closed ?? []), ...(state?.current ? [state.current] : [])]) object.body.discard();
+    if (state) for (const object of state.current ? [...state.closed, state.current] : state.closed) object.body.discard();
     this.partitions.delete(partition);
   }
 

@@ -34,7 +34,7 @@ export class GzipText {
     this.body ??= this.error
       ? Promise.reject(this.error)
       : new Promise<Buffer>((resolve, reject) => {
-          this.gzip.once('end', () => (this.error ? reject(this.error) : resolve(Buffer.concat(this.chunks.splice(0)))));
+          this.gzip.once('end', () => resolve(Buffer.concat(this.chunks.splice(0))));
           this.gzip.once('error', reject);
           this.gzip.end();
         });
